@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     next_conn: AtomicU64,
+    /// Set and notified when `serve` has returned.
+    stopped: (std::sync::atomic::AtomicBool, tokio::sync::Notify),
 }
 
 impl Shared {
@@ -107,8 +109,6 @@ pub struct Server {
 pub struct ServerHandle {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    done: Arc<tokio::sync::Notify>,
-    finished: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Server {
@@ -187,6 +187,7 @@ impl Server {
             shutdown,
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
+            stopped: Default::default(),
             config,
         });
         Ok(Server {
@@ -207,8 +208,6 @@ impl Server {
         ServerHandle {
             shared: Arc::clone(&self.shared),
             addr: self.addr,
-            done: Arc::default(),
-            finished: Arc::default(),
         }
     }
 
@@ -216,7 +215,7 @@ impl Server {
     /// `bye{reason:"server-shutdown"}` to every participant, closes their sockets and returns
     /// once they are closed (or after `--shutdown-grace`).
     pub async fn serve(self) {
-        let handle_done = self.handle();
+        let addr = self.addr;
         let Server {
             listener,
             tls,
@@ -232,7 +231,7 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(10));
         let builder = Arc::new(builder);
-        tracing::info!(addr = %handle_done.addr, tls = tls.is_some(), "serving");
+        tracing::info!(%addr, tls = tls.is_some(), "serving");
         loop {
             let stream = tokio::select! {
                 () = shared.shutdown.cancelled() => break,
@@ -287,8 +286,8 @@ impl Server {
             tracing::warn!("some connections did not close within the shutdown grace");
         }
         tracing::info!("stopped");
-        handle_done.finished.store(true, Ordering::SeqCst);
-        handle_done.done.notify_waiters();
+        shared.stopped.0.store(true, Ordering::SeqCst);
+        shared.stopped.1.notify_waiters();
     }
 }
 
@@ -325,11 +324,12 @@ impl ServerHandle {
 
     /// Starts the shutdown and waits until [`Server::serve`] has returned.
     pub async fn shutdown(&self) {
-        let done = self.done.notified();
+        let (stopped, notify) = &self.shared.stopped;
+        let done = notify.notified();
         tokio::pin!(done);
         done.as_mut().enable();
         self.shared.shutdown.cancel();
-        if !self.finished.load(Ordering::SeqCst) {
+        if !stopped.load(Ordering::SeqCst) {
             done.await;
         }
     }

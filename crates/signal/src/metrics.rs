@@ -1,12 +1,12 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text format).
 
 use confer_protocol::ErrorCode;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 /// Direction label of `confer_messages_total`.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum Direction {
     /// Client to server.
     In,
@@ -16,7 +16,7 @@ pub enum Direction {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DirectionLabel {
-    direction: Direction,
+    direction: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -104,7 +104,12 @@ impl Metrics {
     /// Counts one message.
     pub fn message(&self, direction: Direction) {
         self.messages
-            .get_or_create(&DirectionLabel { direction })
+            .get_or_create(&DirectionLabel {
+                direction: match direction {
+                    Direction::In => "in",
+                    Direction::Out => "out",
+                },
+            })
             .inc();
     }
 

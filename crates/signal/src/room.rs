@@ -308,7 +308,8 @@ impl Room {
                         );
                         out.close(conn, close::NORMAL, "replaced");
                     }
-                    self.remove(&old, LeaveReason::Left, out, now);
+                    // The new host takes the old host's seat: no waiting guest may fill it.
+                    self.remove(&old, LeaveReason::Left, false, out, now);
                 }
                 ParticipantState::Admitted
             }
@@ -469,7 +470,7 @@ impl Room {
         if let Some(conn) = self.seat(peer).and_then(|s| s.conn) {
             out.close(conn, close::NORMAL, "left");
         }
-        self.remove(peer, LeaveReason::Left, out, now);
+        self.remove(peer, LeaveReason::Left, true, out, now);
     }
 
     /// The socket of `conn` dropped (or timed out). If it still holds `peer`'s seat, the seat is
@@ -507,7 +508,7 @@ impl Room {
             .and_then(|s| s.dropped_at)
             .is_some_and(|at| now >= at + self.limits.grace);
         if due {
-            self.remove(peer, LeaveReason::Timeout, out, now);
+            self.remove(peer, LeaveReason::Timeout, true, out, now);
         }
         due
     }
@@ -535,7 +536,16 @@ impl Room {
         }
     }
 
-    fn remove(&mut self, peer: &str, reason: LeaveReason, out: &mut dyn Deliver, now: Instant) {
+    /// Removes a seat and tells whom it concerns. With `refill`, an auto-admit room lets the
+    /// first waiting guest into a freed seat.
+    fn remove(
+        &mut self,
+        peer: &str,
+        reason: LeaveReason,
+        refill: bool,
+        out: &mut dyn Deliver,
+        now: Instant,
+    ) {
         let Some(i) = self.index(peer) else { return };
         let seat = self.seats.remove(i);
         if self
@@ -563,7 +573,7 @@ impl Room {
             .iter()
             .position(|s| s.state == ParticipantState::Waiting);
         if let (true, ParticipantState::Admitted, Some(next)) =
-            (self.auto_admit, seat.state, next_waiting)
+            (self.auto_admit && refill, seat.state, next_waiting)
         {
             self.seats[next].state = ParticipantState::Admitted;
             self.push(next, |seq| ServerMessage::Admitted { seq }, out, now);

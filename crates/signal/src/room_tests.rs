@@ -436,3 +436,143 @@ fn a_new_host_connection_replaces_the_old_host_seat() {
     )));
     assert_eq!(w.room.admitted(), 2);
 }
+
+mod properties {
+    //! Arbitrary operation sequences against one room: whatever happens, at most two are
+    //! admitted, every connection sees strictly increasing `seq`s, every `call-ready` pair has
+    //! exactly one initiator, and nothing panics.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Join { conn: u8, host: bool },
+        Resume { conn: u8, of: u8 },
+        Admit { by: u8, target: u8 },
+        Deny { by: u8, target: u8 },
+        Signal { from: u8 },
+        Leave { who: u8 },
+        Drop { who: u8 },
+        Wait { secs: u8 },
+        Refuse { conn: u8 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..8, any::<bool>()).prop_map(|(conn, host)| Op::Join { conn, host }),
+            (0u8..8, 0u8..8).prop_map(|(conn, of)| Op::Resume { conn, of }),
+            (0u8..8, 0u8..8).prop_map(|(by, target)| Op::Admit { by, target }),
+            (0u8..8, 0u8..8).prop_map(|(by, target)| Op::Deny { by, target }),
+            (0u8..8).prop_map(|from| Op::Signal { from }),
+            (0u8..8).prop_map(|who| Op::Leave { who }),
+            (0u8..8).prop_map(|who| Op::Drop { who }),
+            (0u8..40).prop_map(|secs| Op::Wait { secs }),
+            (0u8..8).prop_map(|conn| Op::Refuse { conn }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn invariants_hold(ops in proptest::collection::vec(op(), 1..80), auto in any::<bool>()) {
+            let mut room = Room::new("r", auto, RoomLimits { lobby: 3, ..RoomLimits::default() });
+            let mut out = Rec::default();
+            let mut t = Instant::now();
+            let mut next_conn: ConnId = 100;
+            // slot -> (peer, conn, secret, role)
+            let mut slots: HashMap<u8, (String, ConnId, String, Role)> = HashMap::new();
+            let mut all_dropped: Vec<(String, Instant)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Join { conn, host } => {
+                        next_conn += 1;
+                        let role = if host { Role::Host } else { Role::Guest };
+                        let mut r = req(next_conn, role, None);
+                        r.fresh_peer = format!("p{next_conn}");
+                        r.fresh_resume = format!("s{next_conn}");
+                        if let Ok(j) = room.join(r, &no_ice, &mut out, t) {
+                            slots.insert(conn, (j.peer, next_conn, format!("s{next_conn}"), role));
+                        }
+                    }
+                    Op::Resume { conn, of } => {
+                        if let Some((_, _, secret, role)) = slots.get(&of).cloned() {
+                            next_conn += 1;
+                            let r = req(next_conn, role, Some((secret.clone(), None)));
+                            if let Ok(j) = room.join(r, &no_ice, &mut out, t) {
+                                let secret = if j.resumed { secret } else { format!("secret{next_conn}") };
+                                slots.insert(conn, (j.peer, next_conn, secret, role));
+                            }
+                        }
+                    }
+                    Op::Admit { by, target } => {
+                        if let (Some(a), Some(b)) = (slots.get(&by), slots.get(&target)) {
+                            let _ = room.admit(&a.0.clone(), &b.0.clone(), &mut out, t);
+                        }
+                    }
+                    Op::Deny { by, target } => {
+                        if let (Some(a), Some(b)) = (slots.get(&by), slots.get(&target)) {
+                            let _ = room.deny(&a.0.clone(), &b.0.clone(), None, &mut out);
+                        }
+                    }
+                    Op::Signal { from } => {
+                        if let Some(a) = slots.get(&from) {
+                            let _ = room.signal(&a.0.clone(), payload(1), &mut out, t);
+                        }
+                    }
+                    Op::Leave { who } => {
+                        if let Some(a) = slots.remove(&who)
+                            && room.holds(&a.0, a.1)
+                        {
+                            room.leave(&a.0, &mut out, t);
+                        }
+                    }
+                    Op::Drop { who } => {
+                        if let Some(a) = slots.get(&who)
+                            && room.drop_conn(&a.0.clone(), a.1, &mut out, t).is_some()
+                        {
+                            all_dropped.push((a.0.clone(), t));
+                        }
+                    }
+                    Op::Wait { secs } => {
+                        t += Duration::from_secs(u64::from(secs));
+                        for (peer, _) in &all_dropped {
+                            room.expire(peer, &mut out, t);
+                        }
+                    }
+                    Op::Refuse { conn } => {
+                        if let Some(a) = slots.get(&conn) {
+                            out.refuse.insert(a.1);
+                        }
+                    }
+                }
+                prop_assert!(room.admitted() <= 2);
+                prop_assert!(room.seats.iter().filter(|s| s.role == Role::Host).count() <= 1);
+                if let Some((a, b)) = room.pair.clone() {
+                    let initiator = |me: &str, other: &str| {
+                        room.seat(me).and_then(|s| {
+                            s.log.iter().rev().find_map(|m| match m {
+                                ServerMessage::CallReady { peer, initiator, .. } if peer == other => {
+                                    Some(*initiator)
+                                }
+                                _ => None,
+                            })
+                        })
+                    };
+                    let (ia, ib) = (initiator(&a, &b), initiator(&b, &a));
+                    prop_assert!(ia.is_some() && ib.is_some(), "both told: {ia:?} {ib:?}");
+                    prop_assert!(ia != ib, "exactly one initiator");
+                }
+            }
+            // Per connection, seqs strictly increase.
+            let mut last: HashMap<ConnId, u64> = HashMap::new();
+            for (conn, msg) in &out.sent {
+                if let Some(seq) = msg.seq() {
+                    let prev = last.insert(*conn, seq).unwrap_or(0);
+                    prop_assert!(seq > prev, "conn {conn}: seq {seq} after {prev}");
+                }
+            }
+        }
+    }
+}
