@@ -107,19 +107,13 @@ where
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break End::Shutdown,
-                out = rx.recv(), if self.session.is_some() => match out {
-                    Some(Outgoing::Text { text, relayed_from }) => {
-                        if self.ws.send(Message::text(text)).await.is_err() {
-                            break End::Dropped;
-                        }
-                        self.shared.metrics.message(Direction::Out);
-                        if let Some(at) = relayed_from {
-                            self.shared.metrics.relay_latency.observe(at.elapsed().as_secs_f64());
-                        }
+                out = rx.recv(), if self.session.is_some() => {
+                    match self.write_batch(out, &mut rx).await {
+                        Ok(None) => {}
+                        Ok(Some(end)) => break end,
+                        Err(_) => break End::Dropped,
                     }
-                    Some(Outgoing::Close { code, reason }) => break End::CloseWith(code, reason),
-                    None => break End::Closed,
-                },
+                }
                 frame = self.ws.next() => {
                     last_seen = Instant::now();
                     match frame {
@@ -156,6 +150,49 @@ where
             }
         };
         self.finish(end).await;
+    }
+
+    /// Writes `first` and whatever else is already queued (up to a batch) with one flush, so a
+    /// burst of candidates costs one syscall rather than one each.
+    async fn write_batch(
+        &mut self,
+        first: Option<Outgoing>,
+        rx: &mut mpsc::Receiver<Outgoing>,
+    ) -> Result<Option<End>, tungstenite::Error> {
+        const BATCH: usize = 64;
+        let mut next = first;
+        let mut written = 0;
+        let mut end = None;
+        let mut relayed = Vec::new();
+        while let Some(out) = next.take() {
+            match out {
+                Outgoing::Text { text, relayed_from } => {
+                    self.ws.feed(Message::text(text)).await?;
+                    written += 1;
+                    relayed.extend(relayed_from);
+                }
+                Outgoing::Close { code, reason } => {
+                    end = Some(End::CloseWith(code, reason));
+                    break;
+                }
+            }
+            if written < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if written == 0 && end.is_none() {
+            // The room dropped our sender: this connection no longer holds a seat.
+            return Ok(Some(End::Closed));
+        }
+        self.ws.flush().await?;
+        let metrics = &self.shared.metrics;
+        for _ in 0..written {
+            metrics.message(Direction::Out);
+        }
+        for at in relayed {
+            metrics.relay_latency.observe(at.elapsed().as_secs_f64());
+        }
+        Ok(end)
     }
 
     async fn finish(mut self, end: End) {

@@ -18,6 +18,12 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().init(),
     }
 
+    // Every participant is a socket: use all the descriptors the system allows this process.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+    }
+
     let generated_key = config.api_key.is_none();
     let ephemeral_secret = config.token_secret.is_none();
     let server = Server::bind(config)

@@ -32,7 +32,8 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Rooms with at least one seat.
     pub rooms: Gauge,
-    messages: Family<DirectionLabel, Counter>,
+    messages_in: Counter,
+    messages_out: Counter,
     errors: Family<CodeLabel, Counter>,
     /// Time from a `signal` arriving to its relay being written to the other socket.
     pub relay_latency: histogram::Histogram,
@@ -90,11 +91,15 @@ impl Metrics {
                 code: code.as_str(),
             });
         }
+        let label = |direction| DirectionLabel { direction };
+        let messages_in = messages.get_or_create(&label("in")).clone();
+        let messages_out = messages.get_or_create(&label("out")).clone();
         Self {
             registry,
             connections,
             rooms,
-            messages,
+            messages_in,
+            messages_out,
             errors,
             relay_latency,
             policy_closes,
@@ -103,14 +108,10 @@ impl Metrics {
 
     /// Counts one message.
     pub fn message(&self, direction: Direction) {
-        self.messages
-            .get_or_create(&DirectionLabel {
-                direction: match direction {
-                    Direction::In => "in",
-                    Direction::Out => "out",
-                },
-            })
-            .inc();
+        match direction {
+            Direction::In => self.messages_in.inc(),
+            Direction::Out => self.messages_out.inc(),
+        };
     }
 
     /// Counts one error reply.
