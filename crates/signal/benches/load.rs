@@ -33,17 +33,28 @@ use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 type Ws = WebSocketStream<tokio::net::TcpStream>;
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    Confer,
+    /// PeerJS server (npm `peer`), same load shape in its own protocol.
+    PeerJs,
+}
+
 struct Args {
     held: usize,
     workers: usize,
     seconds: u64,
+    target: Target,
+    peerjs_dir: String,
 }
 
 fn args() -> Args {
     let mut a = Args {
         held: 10_000,
-        workers: 64,
+        workers: 16,
         seconds: 20,
+        target: Target::Confer,
+        peerjs_dir: String::new(),
     };
     let argv: Vec<String> = std::env::args().collect();
     let get = |name: &str| {
@@ -60,6 +71,10 @@ fn args() -> Args {
     }
     if let Some(v) = get("--seconds") {
         a.seconds = v as u64;
+    }
+    if let Some(i) = argv.iter().position(|x| x == "--peerjs") {
+        a.target = Target::PeerJs;
+        a.peerjs_dir = argv.get(i + 1).cloned().unwrap_or_default();
     }
     a
 }
@@ -106,6 +121,30 @@ async fn start_server(secret: &str) -> Result<ServerProcess> {
     Ok(ServerProcess { child, addr })
 }
 
+/// Starts `node <dir>/node_modules/peer/dist/bin/peerjs.js` on a free loopback port.
+async fn start_peerjs(dir: &str) -> Result<ServerProcess> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let script = format!("{dir}/node_modules/peer/dist/bin/peerjs.js");
+    let child = Command::new("node")
+        .arg(&script)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--concurrent_limit", "1000000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("spawning node {script}"))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(ServerProcess { child, addr });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("PeerJS server did not start on {addr}")
+}
+
 fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
     text.lines()
@@ -135,7 +174,7 @@ static SOURCE: AtomicUsize = AtomicUsize::new(0);
 
 /// Connects from one of 127.0.0.2..=127.0.0.201, so closed connections in TIME_WAIT do not
 /// exhaust one source address's ephemeral ports.
-async fn connect(addr: SocketAddr) -> Result<Ws> {
+async fn connect(addr: SocketAddr, path: &str) -> Result<Ws> {
     let n = SOURCE.fetch_add(1, Ordering::Relaxed);
     let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (n % 200) as u8));
     let socket = TcpSocket::new_v4()?;
@@ -145,7 +184,7 @@ async fn connect(addr: SocketAddr) -> Result<Ws> {
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let url = format!("ws://{addr}/v1/ws");
+    let url = format!("ws://{addr}{path}");
     let (ws, _) = client_async_with_config(url, stream, Some(config)).await?;
     Ok(ws)
 }
@@ -155,7 +194,22 @@ async fn send(ws: &mut Ws, msg: &ClientMessage) -> Result<()> {
     Ok(())
 }
 
-async fn recv(ws: &mut Ws) -> Result<ServerMessage> {
+/// The fields of a received message the load generator looks at; the rest is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Incoming {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    payload: Option<Stamp>,
+}
+
+#[derive(serde::Deserialize)]
+struct Stamp {
+    #[serde(default)]
+    t: Option<u64>,
+}
+
+async fn recv<T: serde::de::DeserializeOwned>(ws: &mut Ws) -> Result<T> {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -178,6 +232,7 @@ fn hello(token: String) -> ClientMessage {
 }
 
 struct Env {
+    target: Target,
     addr: SocketAddr,
     issuer: TokenIssuer,
     epoch: Instant,
@@ -205,78 +260,133 @@ impl Env {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    fn payload(&self, kind: &str, extra: &str) -> SignalPayload {
-        let v = json!({ "kind": kind, "t": self.now_ns(), "body": extra });
-        SignalPayload(v.as_object().cloned().unwrap_or_default())
+    /// One relayed message in the target's protocol, stamped with its send time.
+    fn signal(&self, kind: &str, body: &str, dst: &str) -> Message {
+        let payload = json!({ "kind": kind, "t": self.now_ns(), "body": body });
+        let text = match self.target {
+            Target::Confer => serde_json::to_string(&ClientMessage::Signal {
+                payload: SignalPayload(payload.as_object().cloned().unwrap_or_default()),
+            }),
+            Target::PeerJs => serde_json::to_string(&json!({
+                "type": kind.to_uppercase(),
+                "dst": dst,
+                "payload": payload,
+            })),
+        };
+        Message::text(text.unwrap_or_default())
     }
 }
 
-/// Joins a pair into a fresh auto-admit room; returns (host, guest, host is initiator).
-async fn pair(env: &Env) -> Result<(Ws, Ws, bool)> {
-    let (ht, gt) = env.tokens();
-    let mut host = connect(env.addr).await?;
-    send(&mut host, &hello(ht)).await?;
-    let mut guest = connect(env.addr).await?;
-    send(&mut guest, &hello(gt)).await?;
-    let mut host_initiates = None;
-    for (ws, is_host) in [(&mut host, true), (&mut guest, false)] {
-        loop {
-            match recv(ws).await? {
-                ServerMessage::Welcome(_) => {}
-                ServerMessage::CallReady { initiator, .. } => {
-                    if is_host {
-                        host_initiates = Some(initiator);
+/// Two connected participants ready to exchange offer/answer: (a, b, a's id, b's id, a is
+/// the initiator).
+struct Pair {
+    a: Ws,
+    b: Ws,
+    a_id: String,
+    b_id: String,
+}
+
+/// Confer: joins a pair into a fresh auto-admit room and waits for `call-ready` on both; the
+/// initiator becomes `a`. PeerJS: registers two ids and waits for `OPEN` on both.
+async fn pair(env: &Env) -> Result<Pair> {
+    match env.target {
+        Target::Confer => {
+            let (ht, gt) = env.tokens();
+            let mut host = connect(env.addr, "/v1/ws").await?;
+            send(&mut host, &hello(ht)).await?;
+            let mut guest = connect(env.addr, "/v1/ws").await?;
+            send(&mut guest, &hello(gt)).await?;
+            let mut host_initiates = false;
+            for (ws, is_host) in [(&mut host, true), (&mut guest, false)] {
+                loop {
+                    let msg: ServerMessage = recv(ws).await?;
+                    match msg {
+                        ServerMessage::Welcome(_) => {}
+                        ServerMessage::CallReady { initiator, .. } => {
+                            host_initiates |= is_host && initiator;
+                            break;
+                        }
+                        other => bail!("unexpected {other:?}"),
                     }
-                    break;
                 }
-                other => bail!("unexpected {other:?}"),
             }
+            let (a, b) = if host_initiates {
+                (host, guest)
+            } else {
+                (guest, host)
+            };
+            Ok(Pair {
+                a,
+                b,
+                a_id: String::new(),
+                b_id: String::new(),
+            })
+        }
+        Target::PeerJs => {
+            let n = env.rooms.fetch_add(1, Ordering::Relaxed);
+            let (a_id, b_id) = (format!("bench{n}a"), format!("bench{n}b"));
+            let mut out = Vec::new();
+            for id in [&a_id, &b_id] {
+                let path = format!("/peerjs?key=peerjs&id={id}&token=t{n}");
+                let mut ws = connect(env.addr, &path).await?;
+                let open: Incoming = recv(&mut ws).await?;
+                if open.kind != "OPEN" {
+                    bail!("unexpected {}", open.kind);
+                }
+                out.push(ws);
+            }
+            let b = out.pop().context("b")?;
+            let a = out.pop().context("a")?;
+            Ok(Pair { a, b, a_id, b_id })
         }
     }
-    Ok((host, guest, host_initiates.unwrap_or(false)))
 }
 
 /// Receives one relayed signal and returns its one-way latency in µs.
 async fn relayed(env: &Env, ws: &mut Ws) -> Result<u64> {
-    match recv(ws).await? {
-        ServerMessage::Signal { payload, .. } => {
-            let t = payload.0.get("t").and_then(|v| v.as_u64()).unwrap_or(0);
-            Ok(env.now_ns().saturating_sub(t) / 1000)
-        }
-        other => bail!("expected a signal, got {other:?}"),
+    let msg: Incoming = recv(ws).await?;
+    let relayed = match env.target {
+        Target::Confer => msg.kind == "signal",
+        Target::PeerJs => ["OFFER", "ANSWER", "CANDIDATE"].contains(&msg.kind.as_str()),
+    };
+    if !relayed {
+        bail!("expected a relayed signal, got {}", msg.kind);
     }
+    let t = msg.payload.and_then(|p| p.t).context("send time")?;
+    Ok(env.now_ns().saturating_sub(t) / 1000)
 }
 
 const CANDIDATES: usize = 20;
 
 async fn cycle(env: &Env, sdp: &str, lat: &mut Vec<u64>) -> Result<()> {
-    let (host, guest, host_initiates) = pair(env).await?;
-    let (mut a, mut b) = if host_initiates {
-        (host, guest)
-    } else {
-        (guest, host)
-    };
-    let signal = |kind: &str, body: &str| ClientMessage::Signal {
-        payload: env.payload(kind, body),
-    };
-    send(&mut a, &signal("offer", sdp)).await?;
+    let Pair {
+        mut a,
+        mut b,
+        a_id,
+        b_id,
+    } = pair(env).await?;
+    a.send(env.signal("offer", sdp, &b_id)).await?;
     lat.push(relayed(env, &mut b).await?);
-    send(&mut b, &signal("answer", sdp)).await?;
+    b.send(env.signal("answer", sdp, &a_id)).await?;
     lat.push(relayed(env, &mut a).await?);
     let cand = "candidate:842163049 1 udp 1677729535 192.0.2.10 61234 typ srflx raddr 10.0.0.5 rport 61234 generation 0";
     for _ in 0..CANDIDATES {
-        send(&mut a, &signal("candidate", cand)).await?;
-        send(&mut b, &signal("candidate", cand)).await?;
+        a.send(env.signal("candidate", cand, &b_id)).await?;
+        b.send(env.signal("candidate", cand, &a_id)).await?;
     }
     for _ in 0..CANDIDATES {
         lat.push(relayed(env, &mut b).await?);
         lat.push(relayed(env, &mut a).await?);
     }
     for ws in [&mut a, &mut b] {
-        send(ws, &ClientMessage::Leave).await?;
+        match env.target {
+            Target::Confer => send(ws, &ClientMessage::Leave).await?,
+            // PeerJS clients leave by closing their socket.
+            Target::PeerJs => ws.close(None).await?,
+        }
     }
     for ws in [&mut a, &mut b] {
-        // Read to the server's close, skipping the other side's `peer-left`.
+        // Read to the end of the close handshake, skipping the other side's notices.
         while let Some(Ok(frame)) = ws.next().await {
             if frame.is_close() {
                 break;
@@ -284,6 +394,40 @@ async fn cycle(env: &Env, sdp: &str, lat: &mut Vec<u64>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Keeps an idle connection alive the way each client does: Confer clients answer the
+/// server's pings (tungstenite does when reading); PeerJS clients send a HEARTBEAT every 5 s.
+async fn hold(ws: Ws, target: Target, alive: Arc<AtomicUsize>) {
+    let (mut tx, mut rx) = ws.split();
+    let heartbeat = async {
+        if target == Target::PeerJs {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                if tx
+                    .send(Message::text(r#"{"type":"HEARTBEAT"}"#))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let read = async {
+        while let Some(Ok(frame)) = rx.next().await {
+            if frame.is_close() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = heartbeat => {}
+        () = read => {}
+    }
+    alive.fetch_sub(1, Ordering::SeqCst);
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -304,21 +448,112 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run(args))
+    let mut reports = vec![(Target::Confer, rt.block_on(run(&args, Target::Confer))?)];
+    if args.target == Target::PeerJs {
+        // Let the first run's sockets leave TIME_WAIT behind before the second.
+        std::thread::sleep(Duration::from_secs(5));
+        reports.push((Target::PeerJs, rt.block_on(run(&args, Target::PeerJs))?));
+    }
+    print_reports(&args, &reports);
+    Ok(())
 }
 
-async fn run(args: Args) -> Result<()> {
+/// What one run measured.
+struct Report {
+    held: usize,
+    still_held: usize,
+    open_secs: f64,
+    rss_mib: [f64; 3],
+    per_conn_kib: f64,
+    cycles: u64,
+    errors: u64,
+    cycles_per_s: f64,
+    relayed: usize,
+    latency_ms: [f64; 3],
+    cpu_pct: f64,
+    cpu_us_per_cycle: f64,
+    loadgen_cpu_pct: f64,
+}
+
+fn print_reports(args: &Args, reports: &[(Target, Report)]) {
+    let names: Vec<String> = reports
+        .iter()
+        .map(|(t, _)| match t {
+            Target::Confer => "confer-signal".to_owned(),
+            Target::PeerJs => "PeerJS server 1.0.2 (node)".to_owned(),
+        })
+        .collect();
+    println!(
+        "held {} idle connections, {} workers cycling for {} s",
+        args.held, args.workers, args.seconds
+    );
+    println!("| metric | {} |", names.join(" | "));
+    println!("|---|{}", "---|".repeat(names.len()));
+    let row = |name: &str, f: &dyn Fn(&Report) -> String| {
+        let cells: Vec<String> = reports.iter().map(|(_, r)| f(r)).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    row(
+        "idle connections held (opened / still open at the end)",
+        &|r| format!("{} / {}", r.held, r.still_held),
+    );
+    row("time to open them", &|r| format!("{:.1} s", r.open_secs));
+    row("server RSS before / holding them / peak", &|r| {
+        format!(
+            "{:.0} / {:.0} / {:.0} MiB",
+            r.rss_mib[0], r.rss_mib[1], r.rss_mib[2]
+        )
+    });
+    row("server RSS per idle connection", &|r| {
+        format!("{:.1} KiB", r.per_conn_kib)
+    });
+    row("room cycles/s (completed, errors)", &|r| {
+        format!("{:.0} ({}, {})", r.cycles_per_s, r.cycles, r.errors)
+    });
+    row("relay latency p50 / p99 / max", &|r| {
+        format!(
+            "{:.2} / {:.2} / {:.2} ms",
+            r.latency_ms[0], r.latency_ms[1], r.latency_ms[2]
+        )
+    });
+    row("relayed messages measured", &|r| r.relayed.to_string());
+    row("server CPU during cycles", &|r| {
+        format!(
+            "{:.0}% of a core, {:.0} µs/cycle",
+            r.cpu_pct, r.cpu_us_per_cycle
+        )
+    });
+    row("load generator CPU", &|r| {
+        format!("{:.0}% of a core", r.loadgen_cpu_pct)
+    });
+    if let [(_, c), (_, p)] = reports {
+        println!();
+        println!(
+            "ratios (PeerJS / Confer): cycles/s {:.2}, p99 latency {:.2}, RSS per connection {:.2}, CPU per cycle {:.2}",
+            p.cycles_per_s / c.cycles_per_s,
+            p.latency_ms[1] / c.latency_ms[1],
+            p.per_conn_kib / c.per_conn_kib,
+            p.cpu_us_per_cycle / c.cpu_us_per_cycle
+        );
+    }
+}
+
+async fn run(args: &Args, target: Target) -> Result<Report> {
     let secret: String = (0..48).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-    let server = start_server(&secret).await?;
+    let server = match target {
+        Target::Confer => start_server(&secret).await?,
+        Target::PeerJs => start_peerjs(&args.peerjs_dir).await?,
+    };
     let pid = server.child.id();
     let env = Arc::new(Env {
+        target,
         addr: server.addr,
         issuer: TokenIssuer::new(secret.as_bytes()),
         epoch: Instant::now(),
         rooms: AtomicU64::new(0),
     });
     let sdp: Arc<str> = "a".repeat(2048).into();
-    eprintln!("confer-signal pid {pid} on {}", server.addr);
+    eprintln!("{target:?} server pid {pid} on {}", server.addr);
 
     // 1. Warm-up.
     let mut lat = Vec::new();
@@ -337,19 +572,11 @@ async fn run(args: Args) -> Result<()> {
             let env = Arc::clone(&env);
             let alive = Arc::clone(&alive);
             async move {
-                let (host, guest, _) = pair(&env).await?;
-                for mut ws in [host, guest] {
+                let Pair { a, b, .. } = pair(&env).await?;
+                for ws in [a, b] {
                     let alive = Arc::clone(&alive);
                     alive.fetch_add(1, Ordering::SeqCst);
-                    tokio::spawn(async move {
-                        // Reading answers the server's pings.
-                        while let Some(Ok(frame)) = ws.next().await {
-                            if frame.is_close() {
-                                break;
-                            }
-                        }
-                        alive.fetch_sub(1, Ordering::SeqCst);
-                    });
+                    tokio::spawn(hold(ws, env.target, alive));
                 }
                 Ok(())
             }
@@ -411,40 +638,19 @@ async fn run(args: Args) -> Result<()> {
     let n = cycles.load(Ordering::Relaxed);
 
     let per_conn = (rss_held.saturating_sub(rss_before) as f64) / held.max(1) as f64;
-    println!("| metric | value |");
-    println!("|---|---|");
-    println!(
-        "| idle connections held (opened / still open after the cycle phase) | {held} / {still_held} |"
-    );
-    println!("| time to open them | {open_secs:.1} s |");
-    println!(
-        "| server RSS before / with them held / peak | {} / {} / {} MiB |",
-        rss_before / 1024,
-        rss_held / 1024,
-        rss_peak / 1024
-    );
-    println!("| server RSS per idle connection | {per_conn:.1} KiB |");
-    println!("| workers running cycles | {} |", args.workers);
-    println!(
-        "| room cycles completed | {n} in {secs:.1} s ({:.0} cycles/s), {} errors |",
-        n as f64 / secs,
-        errors.load(Ordering::Relaxed)
-    );
-    println!("| relayed messages measured | {} |", all.len());
-    println!(
-        "| relay latency p50 / p99 / max (client send → client receive) | {:.2} / {:.2} / {:.2} ms |",
-        percentile(&all, 0.5) as f64 / 1000.0,
-        percentile(&all, 0.99) as f64 / 1000.0,
-        all.last().copied().unwrap_or(0) as f64 / 1000.0
-    );
-    println!(
-        "| server CPU during cycles | {:.0}% of one core ({cpu:.1} s over {secs:.1} s), {:.0} µs per cycle |",
-        cpu / secs * 100.0,
-        cpu / n.max(1) as f64 * 1e6
-    );
-    println!(
-        "| load generator CPU (same machine) | {:.0}% of one core |",
-        own / secs * 100.0
-    );
-    Ok(())
+    Ok(Report {
+        held,
+        still_held,
+        open_secs,
+        rss_mib: [rss_before, rss_held, rss_peak].map(|k| k as f64 / 1024.0),
+        per_conn_kib: per_conn,
+        cycles: n,
+        errors: errors.load(Ordering::Relaxed),
+        cycles_per_s: n as f64 / secs,
+        relayed: all.len(),
+        latency_ms: [0.5, 0.99, 1.0].map(|p| percentile(&all, p) as f64 / 1000.0),
+        cpu_pct: cpu / secs * 100.0,
+        cpu_us_per_cycle: cpu / n.max(1) as f64 * 1e6,
+        loadgen_cpu_pct: own / secs * 100.0,
+    })
 }

@@ -228,7 +228,7 @@ async fn websocket(State(shared): State<Arc<Shared>>, mut req: Request) -> Respo
         };
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
-            .write_buffer_size(0)
+            .write_buffer_size(8 * 1024)
             .max_message_size(Some(HARD_MESSAGE_LIMIT))
             .max_frame_size(Some(HARD_MESSAGE_LIMIT));
         let ws =
