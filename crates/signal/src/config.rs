@@ -56,7 +56,12 @@ pub struct Config {
     pub turn_secret: Option<String>,
 
     /// Lifetime of TURN credentials, seconds.
-    #[arg(long, env = "CONFER_TURN_TTL", default_value_t = 3600)]
+    #[arg(
+        long = "turn-ttl",
+        value_name = "SECONDS",
+        env = "CONFER_TURN_TTL",
+        default_value_t = 3600
+    )]
     pub turn_ttl_s: u64,
 
     /// PEM certificate chain for wss:// (with --tls-key). Without it the server speaks ws://,
@@ -78,7 +83,12 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
 
     /// Seconds a dropped participant's seat is held for resume.
-    #[arg(long, env = "CONFER_GRACE", default_value_t = 30)]
+    #[arg(
+        long = "grace",
+        value_name = "SECONDS",
+        env = "CONFER_GRACE",
+        default_value_t = 30
+    )]
     pub grace_s: u64,
 
     /// Guests that may wait in one room's lobby.
@@ -86,15 +96,30 @@ pub struct Config {
     pub lobby_size: usize,
 
     /// Seconds a new connection has to send `hello`.
-    #[arg(long, env = "CONFER_HELLO_TIMEOUT", default_value_t = 10)]
+    #[arg(
+        long = "hello-timeout",
+        value_name = "SECONDS",
+        env = "CONFER_HELLO_TIMEOUT",
+        default_value_t = 10
+    )]
     pub hello_timeout_s: u64,
 
     /// Seconds of silence (no frame, no pong) after which a client is considered gone.
-    #[arg(long, env = "CONFER_IDLE_TIMEOUT", default_value_t = 30)]
+    #[arg(
+        long = "idle-timeout",
+        value_name = "SECONDS",
+        env = "CONFER_IDLE_TIMEOUT",
+        default_value_t = 30
+    )]
     pub idle_timeout_s: u64,
 
     /// Seconds between WebSocket pings sent by the server.
-    #[arg(long, env = "CONFER_PING_INTERVAL", default_value_t = 10)]
+    #[arg(
+        long = "ping-interval",
+        value_name = "SECONDS",
+        env = "CONFER_PING_INTERVAL",
+        default_value_t = 10
+    )]
     pub ping_interval_s: u64,
 
     /// Messages a connection may send in a burst.
@@ -110,15 +135,20 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Default lifetime of a room's tokens, seconds.
-    #[arg(long, env = "CONFER_ROOM_TTL", default_value_t = 4 * 3600)]
+    #[arg(long = "room-ttl", value_name = "SECONDS", env = "CONFER_ROOM_TTL", default_value_t = 4 * 3600)]
     pub room_ttl_s: u64,
 
     /// Longest lifetime a room may ask for, seconds.
-    #[arg(long, env = "CONFER_ROOM_TTL_MAX", default_value_t = 7 * 24 * 3600)]
+    #[arg(long = "room-ttl-max", value_name = "SECONDS", env = "CONFER_ROOM_TTL_MAX", default_value_t = 7 * 24 * 3600)]
     pub room_ttl_max_s: u64,
 
     /// Seconds connections get to close after SIGTERM/Ctrl-C.
-    #[arg(long, env = "CONFER_SHUTDOWN_GRACE", default_value_t = 5)]
+    #[arg(
+        long = "shutdown-grace",
+        value_name = "SECONDS",
+        env = "CONFER_SHUTDOWN_GRACE",
+        default_value_t = 5
+    )]
     pub shutdown_grace_s: u64,
 
     /// Log format. The level comes from RUST_LOG (default `info`).
