@@ -219,13 +219,7 @@ impl Room {
     ) -> Joined {
         let was_dropped = self.seats[i].dropped_at.is_some();
         if let Some(old) = self.seats[i].conn.take() {
-            out.deliver(
-                old,
-                &ServerMessage::Bye {
-                    reason: ByeReason::Replaced,
-                },
-            );
-            out.close(old, close::NORMAL, "replaced");
+            say_replaced(out, old);
         }
         let seat = &mut self.seats[i];
         seat.conn = Some(conn);
@@ -300,13 +294,7 @@ impl Room {
                 }
                 if let Some(old) = old_host {
                     if let Some(conn) = self.seat(&old).and_then(|s| s.conn) {
-                        out.deliver(
-                            conn,
-                            &ServerMessage::Bye {
-                                reason: ByeReason::Replaced,
-                            },
-                        );
-                        out.close(conn, close::NORMAL, "replaced");
+                        say_replaced(out, conn);
                     }
                     // The new host takes the old host's seat: no waiting guest may fill it.
                     self.remove(&old, LeaveReason::Left, false, out, now);
@@ -672,6 +660,15 @@ impl Room {
             false
         }
     }
+}
+
+/// Ends a connection whose seat was taken over by another connection.
+fn say_replaced(out: &mut dyn Deliver, conn: ConnId) {
+    let bye = ServerMessage::Bye {
+        reason: ByeReason::Replaced,
+    };
+    out.deliver(conn, &bye);
+    out.close(conn, close::NORMAL, "replaced");
 }
 
 fn welcome(
