@@ -18,7 +18,10 @@
 
 #![forbid(unsafe_code)]
 
-use serde::{Deserialize, Serialize};
+mod wire;
+
+use serde::{Deserialize, Deserializer, Serialize, de};
+use serde_json::value::RawValue;
 use ts_rs::TS;
 
 /// The protocol version a client puts in `hello.protocol`.
@@ -33,11 +36,61 @@ pub const WS_PATH: &str = "/v1/ws";
 /// Opaque id of one participant (one seat) in a room; stable across resume.
 pub type PeerId = String;
 
-/// The body of a `signal` message: any JSON object (offer, answer, candidate, ...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+/// The body of a `signal` message: any JSON object (offer, answer, candidate, ...), kept as
+/// the exact text the sender wrote so the server relays it byte for byte (no key reordering,
+/// no number rounding) without parsing it into a tree.
+#[derive(Debug, Clone, TS)]
 #[ts(type = "Record<string, unknown>")]
-#[serde(transparent)]
-pub struct SignalPayload(pub serde_json::Map<String, serde_json::Value>);
+pub struct SignalPayload(Box<RawValue>);
+
+impl SignalPayload {
+    /// A payload from a JSON object.
+    pub fn from_object(object: serde_json::Map<String, serde_json::Value>) -> Self {
+        let text = serde_json::to_string(&object).expect("a JSON map always serializes");
+        Self(RawValue::from_string(text).expect("serde_json wrote valid JSON"))
+    }
+
+    /// A payload from JSON text, which must be an object; kept exactly as written.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The payload's JSON text, exactly as received.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload parsed into a JSON object.
+    pub fn to_object(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(self.0.get()).expect("a payload is always a JSON object")
+    }
+}
+
+impl PartialEq for SignalPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Serialize for SignalPayload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SignalPayload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        if raw.get().trim_start().starts_with('{') {
+            Ok(Self(raw))
+        } else {
+            Err(de::Error::invalid_type(
+                de::Unexpected::Other("a non-object payload"),
+                &"a JSON object",
+            ))
+        }
+    }
+}
 
 /// A number echoed unchanged by `ping`/`pong` (integer or float, as the client sent it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -103,7 +156,10 @@ pub struct Hello {
 }
 
 /// Messages a client sends to the server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+///
+/// Deserialized by hand ([`wire`]): serde's derived internally-tagged enums buffer every field
+/// into an intermediate tree, which cannot hold a raw [`SignalPayload`].
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ClientMessage {
     /// Authenticate and join (or resume). Must come first, within 10 s.
@@ -233,8 +289,8 @@ pub struct Welcome {
     pub grace_s: u64,
 }
 
-/// Messages the server sends to a client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+/// Messages the server sends to a client (deserialized by hand, see [`ClientMessage`]).
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ServerMessage {
     /// Answer to `hello`.
@@ -328,7 +384,7 @@ pub enum ServerMessage {
         reason: ByeReason,
     },
     /// A message type this client does not know (from a newer server). Never sent.
-    #[serde(other)]
+    #[serde(skip)]
     #[ts(skip)]
     Unknown,
 }

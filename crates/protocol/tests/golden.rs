@@ -24,11 +24,8 @@ fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, expect
     );
 }
 
-fn payload(v: Value) -> SignalPayload {
-    match v {
-        Value::Object(map) => SignalPayload(map),
-        other => panic!("not an object: {other}"),
-    }
+fn payload(text: &str) -> SignalPayload {
+    SignalPayload::from_json(text).expect("an object")
 }
 
 fn stamp(v: Value) -> PingStamp {
@@ -71,7 +68,7 @@ fn client_messages() {
     check(
         "client-signal",
         ClientMessage::Signal {
-            payload: payload(json!({"kind": "offer", "sdp": "v=0\r\n"})),
+            payload: payload(r#"{"kind":"offer","sdp":"v=0\r\n"}"#),
         },
     );
     check("client-leave", ClientMessage::Leave);
@@ -136,10 +133,9 @@ fn server_messages() {
         "server-signal",
         ServerMessage::Signal {
             from: "p2".into(),
-            payload: payload(json!({
-                "kind": "candidate",
-                "candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host"
-            })),
+            payload: payload(
+                r#"{"kind":"candidate","candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host"}"#,
+            ),
             seq: 3,
         },
     );
@@ -225,10 +221,48 @@ fn unknown_server_types_are_tolerated_and_unknown_client_types_are_not() {
 }
 
 #[test]
+fn payloads_are_relayed_byte_for_byte() {
+    // Key order, spacing and numbers beyond f64 survive a parse and a re-serialization.
+    let text = r#"{"type":"signal","payload":{"z":1, "a":123456789012345678901234567890}}"#;
+    let ClientMessage::Signal { payload } = parse_client(text).expect("signal") else {
+        panic!("not a signal")
+    };
+    assert_eq!(
+        payload.as_str(),
+        r#"{"z":1, "a":123456789012345678901234567890}"#
+    );
+    let relayed = ServerMessage::Signal {
+        from: "p1".into(),
+        payload,
+        seq: 1,
+    };
+    let out = serde_json::to_string(&relayed).expect("serialize");
+    assert!(
+        out.contains(r#""payload":{"z":1, "a":123456789012345678901234567890}"#),
+        "{out}"
+    );
+}
+
+#[test]
+fn missing_fields_are_named() {
+    let err = parse_client(r#"{"type":"admit"}"#).expect_err("no peer");
+    assert!(err.to_string().contains("peer"), "{err}");
+    let err = parse_client(r#"{"type":"hello","protocol":1}"#).expect_err("no token");
+    assert!(err.to_string().contains("token"), "{err}");
+    let err = serde_json::from_str::<ServerMessage>(
+        r#"{"type":"peer-left","peer":"p","seq":1,"reason":"bored"}"#,
+    )
+    .expect_err("unknown reason");
+    assert!(err.to_string().contains("bored"), "{err}");
+}
+
+#[test]
 fn wrong_shapes_are_rejected() {
     for bad in [
         r#"{"type":"signal","payload":"not an object"}"#,
         r#"{"type":"signal","payload":[1,2]}"#,
+        r#"{"type":"signal","payload":null}"#,
+        r#"{"type":"signal"}"#,
         r#"{"type":"admit","peer":5}"#,
         r#"{"type":"hello","protocol":"1","token":"t"}"#,
         r#"{"type":"ping","t":"now"}"#,

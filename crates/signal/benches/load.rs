@@ -265,7 +265,9 @@ impl Env {
         let payload = json!({ "kind": kind, "t": self.now_ns(), "body": body });
         let text = match self.target {
             Target::Confer => serde_json::to_string(&ClientMessage::Signal {
-                payload: SignalPayload(payload.as_object().cloned().unwrap_or_default()),
+                payload: SignalPayload::from_object(
+                    payload.as_object().cloned().unwrap_or_default(),
+                ),
             }),
             Target::PeerJs => serde_json::to_string(&json!({
                 "type": kind.to_uppercase(),

@@ -57,7 +57,7 @@ fn welcome_of(msgs: &[ServerMessage]) -> &Welcome {
 
 fn payload(n: u64) -> SignalPayload {
     match json!({ "n": n }) {
-        serde_json::Value::Object(m) => SignalPayload(m),
+        serde_json::Value::Object(m) => SignalPayload::from_object(m),
         _ => unreachable!(),
     }
 }
@@ -264,7 +264,7 @@ fn resume_delivers_queued_events_once_in_order() {
     let ns: Vec<u64> = got[1..]
         .iter()
         .map(|m| match m {
-            ServerMessage::Signal { payload, .. } => payload.0["n"].as_u64().expect("n"),
+            ServerMessage::Signal { payload, .. } => payload.to_object()["n"].as_u64().expect("n"),
             other => panic!("unexpected {other:?}"),
         })
         .collect();

@@ -22,7 +22,7 @@ async fn resume(url: &str, token: &str, secret: String, last_seq: Option<u64>) -
 
 fn signal_n(msg: &ServerMessage) -> u64 {
     match msg {
-        ServerMessage::Signal { payload, .. } => payload.0["n"].as_u64().expect("n"),
+        ServerMessage::Signal { payload, .. } => payload.to_object()["n"].as_u64().expect("n"),
         other => panic!("expected signal, got {other:?}"),
     }
 }

@@ -304,13 +304,8 @@ pub fn hello(token: &str, resume: Option<String>, last_seq: Option<u64>) -> Clie
 
 pub fn as_payload(v: Value) -> SignalPayload {
     match v {
-        Value::Object(m) => SignalPayload(m),
-        other => SignalPayload(
-            json!({ "value": other })
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        ),
+        Value::Object(m) => SignalPayload::from_object(m),
+        other => panic!("payloads are objects, not {other}"),
     }
 }
 
