@@ -38,8 +38,10 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// How a connection ended.
 enum End {
-    /// The socket closed, failed or went silent: the seat is held for resume.
+    /// The socket failed or went silent: the seat is held for resume.
     Dropped,
+    /// The client closed the socket without `leave`: answer its close, hold the seat.
+    ClientClosed,
     /// The room closed this connection (left, denied, replaced, too slow).
     Closed,
     /// Closed by us with this code and reason.
@@ -213,6 +215,10 @@ where
                 self.close(code, reason).await;
             }
             End::Closed => self.close(close::NORMAL, "closed").await,
+            End::ClientClosed => {
+                // tungstenite queued the close reply when it read the close; send it.
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.flush()).await;
+            }
             End::Dropped => {}
         }
         if let Some(session) = self.session.take() {
@@ -241,7 +247,7 @@ where
                     )
                     .await;
             }
-            Message::Close(_) => return Some(End::Dropped),
+            Message::Close(_) => return Some(End::ClientClosed),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return None,
         };
         self.shared.metrics.message(Direction::In);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::*;
 use confer_protocol::{ByeReason, LeaveReason, ServerMessage};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
 
 async fn resume(url: &str, token: &str, secret: String, last_seq: Option<u64>) -> Client {
     let mut c = Client::connect(url).await;
@@ -168,5 +169,33 @@ async fn the_seat_expires_after_the_grace_period() {
     };
     assert!(!w.resumed);
     assert!(matches!(host.recv().await, ServerMessage::Knock { .. }));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn closing_without_leave_holds_the_seat() {
+    let server = TestServer::start().await;
+    let Call {
+        room,
+        mut host,
+        mut guest,
+        ..
+    } = call(&server).await;
+    let secret = guest.resume_secret();
+    let bye = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "network change".into(),
+    };
+    guest.ws.close(Some(bye)).await.expect("close");
+    // The server answers the close handshake (the stream ends cleanly, not by a reset).
+    let answer = guest.closed().await.expect("the server's close frame");
+    assert_eq!(answer.code, CloseCode::Normal);
+    let msg = host.recv().await;
+    assert!(
+        matches!(msg, ServerMessage::PeerReconnecting { .. }),
+        "{msg:?}"
+    );
+    let back = resume(&server.ws_url(), &room.guest_token, secret, None).await;
+    assert_eq!(back.peer(), guest.peer());
     server.stop().await;
 }
