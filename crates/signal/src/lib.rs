@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     next_conn: AtomicU64,
+    /// Set when `serve` starts.
+    serving: std::sync::atomic::AtomicBool,
     /// Set and notified when `serve` has returned.
     stopped: (std::sync::atomic::AtomicBool, tokio::sync::Notify),
 }
@@ -187,6 +189,7 @@ impl Server {
             shutdown,
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
+            serving: Default::default(),
             stopped: Default::default(),
             config,
         });
@@ -215,6 +218,7 @@ impl Server {
     /// `bye{reason:"server-shutdown"}` to every participant, closes their sockets and returns
     /// once they are closed (or after `--shutdown-grace`).
     pub async fn serve(self) {
+        self.shared.serving.store(true, Ordering::SeqCst);
         let addr = self.addr;
         let Server {
             listener,
@@ -322,14 +326,15 @@ impl ServerHandle {
         self.shared.registry.len()
     }
 
-    /// Starts the shutdown and waits until [`Server::serve`] has returned.
+    /// Starts the shutdown and waits until [`Server::serve`] has returned (at once if it was
+    /// never started; a `serve` started later returns immediately).
     pub async fn shutdown(&self) {
         let (stopped, notify) = &self.shared.stopped;
         let done = notify.notified();
         tokio::pin!(done);
         done.as_mut().enable();
         self.shared.shutdown.cancel();
-        if !stopped.load(Ordering::SeqCst) {
+        if self.shared.serving.load(Ordering::SeqCst) && !stopped.load(Ordering::SeqCst) {
             done.await;
         }
     }

@@ -224,8 +224,10 @@ impl Client {
     }
 
     pub async fn try_recv(&mut self, wait: Duration) -> Result<ServerMessage, String> {
+        // One deadline for the whole wait: pings and pongs must not extend it.
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let frame = tokio::time::timeout(wait, self.ws.next())
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .map_err(|_| "timed out".to_owned())?;
             match frame {
@@ -256,8 +258,13 @@ impl Client {
 
     /// Receives until `pred` matches; panics on close or timeout.
     pub async fn recv_until(&mut self, pred: impl Fn(&ServerMessage) -> bool) -> ServerMessage {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let msg = self.recv().await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let msg = self
+                .try_recv(left)
+                .await
+                .unwrap_or_else(|e| panic!("no matching message: {e}"));
             if pred(&msg) {
                 return msg;
             }
@@ -266,8 +273,9 @@ impl Client {
 
     /// Waits for the server's close frame (skipping messages); returns it.
     pub async fn closed(&mut self) -> Option<CloseFrame> {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            match tokio::time::timeout(WAIT, self.ws.next()).await {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => panic!("connection not closed in time"),
                 Ok(Some(Ok(Message::Close(frame)))) => return frame,
                 Ok(Some(Ok(_))) => continue,
