@@ -143,7 +143,12 @@ impl Vp8Encoder {
             fps,
             ..
         } = config;
-        if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) || fps == 0 {
+        if width == 0
+            || height == 0
+            || !width.is_multiple_of(2)
+            || !height.is_multiple_of(2)
+            || fps == 0
+        {
             return Err(Error::Invalid(format!(
                 "VP8 encoder {width}x{height} at {fps} fps: sides must be even and non-zero"
             )));
