@@ -9,9 +9,11 @@
 //! `unsafe` lives only in [`vp8`] (the libvpx FFI), each block with its `SAFETY:` argument.
 
 mod frame;
+pub mod ladder;
 pub mod mark;
 pub mod pattern;
 pub mod quality;
+pub mod scale;
 pub mod vp8;
 
 pub use frame::VideoFrame;

@@ -1,0 +1,124 @@
+//! The resolution ladder (no simulcast): which size and frame rate to send for a target
+//! bitrate, as the call engine's congestion control moves it.
+//!
+//! Rungs and their floors follow what VP8 needs for a watchable 30 fps picture of a person
+//! (WebRTC's defaults are of the same order): 720p from 1.2 Mbit/s, 540p from 700 kbit/s, 360p
+//! from 300 kbit/s, 180p below, and 15 fps under 150 kbit/s. Stepping up needs 25% more than the
+//! floor, stepping down happens at the floor: a bitrate that hovers at a boundary does not make
+//! the picture size flap (each switch costs a keyframe).
+
+/// One step of the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rung {
+    /// Width to encode.
+    pub width: u32,
+    /// Height to encode.
+    pub height: u32,
+    /// Frames per second to encode.
+    pub fps: u32,
+}
+
+/// (width, height, floor in kbit/s), largest first.
+const RUNGS: [(u32, u32, u32); 4] = [
+    (1280, 720, 1200),
+    (960, 540, 700),
+    (640, 360, 300),
+    (320, 180, 0),
+];
+const LOW_FPS_BELOW_KBPS: u32 = 150;
+const UP_MARGIN: f64 = 1.25;
+
+/// Chooses rungs with hysteresis; remembers the current one.
+#[derive(Debug, Clone)]
+pub struct Ladder {
+    /// Index into `RUNGS` of the largest rung the source allows.
+    top: usize,
+    current: usize,
+    fps: u32,
+}
+
+impl Ladder {
+    /// A ladder for a source of `width × height` at `fps`: never above the source size or rate.
+    /// Starts at the smallest rung, as a call starts at a low rate and climbs.
+    pub fn new(width: u32, height: u32, fps: u32) -> Self {
+        let top = RUNGS
+            .iter()
+            .position(|&(w, h, _)| w <= width && h <= height)
+            .unwrap_or(RUNGS.len() - 1);
+        Self {
+            top,
+            current: RUNGS.len() - 1,
+            fps: fps.max(1),
+        }
+    }
+
+    /// The rung in force.
+    pub fn current(&self, target_kbps: u32) -> Rung {
+        let (width, height, _) = RUNGS[self.current];
+        let fps = if target_kbps < LOW_FPS_BELOW_KBPS {
+            self.fps.min(15)
+        } else {
+            self.fps
+        };
+        Rung { width, height, fps }
+    }
+
+    /// Moves to the rung for `target_kbps` and returns it.
+    pub fn select(&mut self, target_kbps: u32) -> Rung {
+        let target = f64::from(target_kbps);
+        // Down while below the current floor.
+        while self.current + 1 < RUNGS.len() && target < f64::from(RUNGS[self.current].2) {
+            self.current += 1;
+        }
+        // Up while the next rung's floor is cleared with margin.
+        while self.current > self.top && target >= f64::from(RUNGS[self.current - 1].2) * UP_MARGIN
+        {
+            self.current -= 1;
+        }
+        self.current(target_kbps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size(r: Rung) -> (u32, u32) {
+        (r.width, r.height)
+    }
+
+    #[test]
+    fn picks_by_bitrate_and_never_exceeds_the_source() {
+        let mut l = Ladder::new(1280, 720, 30);
+        assert_eq!(size(l.select(100)), (320, 180));
+        assert_eq!(l.select(100).fps, 15);
+        assert_eq!(size(l.select(400)), (640, 360));
+        assert_eq!(size(l.select(900)), (960, 540));
+        assert_eq!(size(l.select(2500)), (1280, 720));
+        assert_eq!(l.select(2500).fps, 30);
+        let mut small = Ladder::new(640, 480, 24);
+        assert_eq!(
+            small.select(5000),
+            Rung {
+                width: 640,
+                height: 360,
+                fps: 24
+            }
+        );
+    }
+
+    #[test]
+    fn hysteresis_stops_flapping_at_a_boundary() {
+        let mut l = Ladder::new(1280, 720, 30);
+        assert_eq!(size(l.select(380)), (640, 360), "300 × 1.25 = 375 cleared");
+        // Hovering around the 360p floor: down only below 300, up only from 375.
+        assert_eq!(size(l.select(310)), (640, 360));
+        assert_eq!(size(l.select(299)), (320, 180));
+        assert_eq!(size(l.select(360)), (320, 180), "not yet 375");
+        assert_eq!(size(l.select(375)), (640, 360));
+        // A sudden collapse goes straight down; a recovery climbs as far as it clears.
+        l.select(3000);
+        assert_eq!(size(l.select(200)), (320, 180));
+        assert_eq!(size(l.select(1000)), (960, 540));
+    }
+}
