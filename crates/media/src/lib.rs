@@ -11,9 +11,11 @@
 mod frame;
 pub mod ladder;
 pub mod mark;
+pub mod opus;
 pub mod pattern;
 pub mod quality;
 pub mod scale;
+pub mod tone;
 pub mod vp8;
 
 pub use frame::VideoFrame;
