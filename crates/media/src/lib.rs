@@ -9,6 +9,7 @@
 //! `unsafe` lives only in [`vp8`] (the libvpx FFI), each block with its `SAFETY:` argument.
 
 mod frame;
+pub mod h264;
 pub mod ladder;
 pub mod mark;
 pub mod opus;
