@@ -1,7 +1,10 @@
-//! VP8 encode and decode per frame on one core: Confer's libvpx wrapper side by side with
-//! ffmpeg (Debian's package, same libvpx) doing the same job on the same frames, in one run.
+//! Video encode and decode per frame on one core, side by side with ffmpeg (Debian's package)
+//! doing the same job on the same frames, in one run. VP8: Confer's libvpx wrapper against
+//! ffmpeg's libvpx (the same library: the ratio is the wrapper's cost). H.264: Confer's
+//! OpenH264 against ffmpeg's libx264 (ultrafast, zerolatency) and ffmpeg's own H.264 decoder —
+//! different implementations, shown as a reference point (Debian's ffmpeg has no OpenH264).
 //!
-//! Run: `cargo bench -p confer-media --bench vp8 [-- --frames 300 --rounds 3]`
+//! Run: `cargo bench -p confer-media --bench codecs [-- --frames 300 --rounds 3]`
 //! (needs `ffmpeg`: `apt-get install ffmpeg`; without it only Confer's side is measured).
 //!
 //! Both sides: realtime deadline, fixed speed 6 (`cpu-used -6`), one thread, no lag, CBR at the
@@ -16,6 +19,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use confer_media::h264::{H264Config, H264Decoder, H264Encoder};
 use confer_media::pattern::PatternSource;
 use confer_media::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
 use confer_media::{VideoDecoder, VideoEncoder, VideoFrame};
@@ -94,19 +98,30 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("confer-vp8-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let mut rows = Vec::new();
-    for (w, h, kbps) in [(640u32, 360u32, 600u32), (1280, 720, 1500)] {
+    let cases = [
+        ("VP8", 640u32, 360u32, 600u32),
+        ("VP8", 1280, 720, 1500),
+        ("H.264", 640, 360, 600),
+        ("H.264", 1280, 720, 1500),
+    ];
+    for (codec, w, h, kbps) in cases {
+        let vp8 = codec == "VP8";
         let src = PatternSource::new(w, h).expect("pattern");
         let frames: Vec<VideoFrame> = (0..n as u32)
             .map(|i| src.frame(i, u64::from(i) * 33_333))
             .collect();
         let y4m = dir.join(format!("{w}x{h}.y4m"));
-        let ivf = dir.join(format!("{w}x{h}.ivf"));
+        let ivf = dir.join(format!("{w}x{h}.{}", if vp8 { "ivf" } else { "h264" }));
         write_y4m(&y4m, &frames);
         let (mut enc_med, mut enc_p95, mut dec_med) = (Vec::new(), Vec::new(), Vec::new());
         let (mut ff_enc, mut ff_dec, mut sizes, mut ff_sizes) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let mut enc = Vp8Encoder::new(Vp8Config::new(w, h, kbps)).expect("encoder");
+            let mut enc: Box<dyn VideoEncoder> = if vp8 {
+                Box::new(Vp8Encoder::new(Vp8Config::new(w, h, kbps)).expect("encoder"))
+            } else {
+                Box::new(H264Encoder::new(H264Config::new(w, h, kbps)).expect("encoder"))
+            };
             let mut encoded = Vec::with_capacity(n);
             let mut times = Vec::with_capacity(n);
             for f in &frames {
@@ -118,7 +133,11 @@ fn main() {
             sizes.push(encoded.iter().map(|e| e.data.len()).sum::<usize>() as f64);
             enc_med.push(median(&mut times));
             enc_p95.push(p95(&mut times));
-            let mut dec = Vp8Decoder::new().expect("decoder");
+            let mut dec: Box<dyn VideoDecoder> = if vp8 {
+                Box::new(Vp8Decoder::new().expect("decoder"))
+            } else {
+                Box::new(H264Decoder::new().expect("decoder"))
+            };
             let mut times = Vec::with_capacity(n);
             for e in &encoded {
                 let t = Instant::now();
@@ -131,7 +150,7 @@ fn main() {
             let rate = format!("{kbps}k");
             let (y4m_s, ivf_s) = (y4m.to_string_lossy(), ivf.to_string_lossy());
             #[rustfmt::skip]
-            let enc_args = [
+            let vp8_args = [
                 "-f", "yuv4mpegpipe", "-i", &y4m_s,
                 "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "-6", "-threads", "1",
                 "-lag-in-frames", "0", "-error-resilient", "default", "-auto-alt-ref", "0",
@@ -139,13 +158,23 @@ fn main() {
                 "-qmin", "2", "-qmax", "56", "-undershoot-pct", "100", "-overshoot-pct", "15",
                 "-f", "ivf", &ivf_s,
             ];
-            if let Some(u) = ffmpeg_utime(&enc_args) {
+            #[rustfmt::skip]
+            let x264_args = [
+                "-f", "yuv4mpegpipe", "-i", &y4m_s,
+                "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+                "-threads", "1", "-b:v", &rate, "-maxrate", &rate, "-bufsize", &rate,
+                "-f", "h264", &ivf_s,
+            ];
+            let enc_args: &[&str] = if vp8 { &vp8_args } else { &x264_args };
+            if let Some(u) = ffmpeg_utime(enc_args) {
                 ff_enc.push(u * 1000.0 / n as f64);
                 let size = std::fs::metadata(&ivf).map(|m| m.len()).unwrap_or(0);
-                // IVF: 32-byte file header and 12 bytes per frame.
-                ff_sizes.push(size.saturating_sub(32 + 12 * n as u64) as f64);
+                // IVF: 32-byte file header and 12 bytes per frame; raw H.264 has none.
+                let framing = if vp8 { 32 + 12 * n as u64 } else { 0 };
+                ff_sizes.push(size.saturating_sub(framing) as f64);
+                let decoder = if vp8 { "libvpx" } else { "h264" };
                 #[rustfmt::skip]
-                let dec_args = ["-threads", "1", "-c:v", "libvpx", "-i", &ivf_s, "-f", "null", "-"];
+                let dec_args = ["-threads", "1", "-c:v", decoder, "-i", &ivf_s, "-f", "null", "-"];
                 if let Some(u) = ffmpeg_utime(&dec_args) {
                     ff_dec.push(u * 1000.0 / n as f64);
                 }
@@ -154,7 +183,7 @@ fn main() {
         let secs = n as f64 / 30.0;
         let to_kbps = |bytes: f64| bytes * 8.0 / secs / 1000.0;
         rows.push(Row {
-            label: format!("{w}x{h} @ {kbps} kbit/s"),
+            label: format!("{codec} {w}x{h} @ {kbps} kbit/s"),
             enc: median(&mut enc_med),
             enc_p95: median(&mut enc_p95),
             dec: median(&mut dec_med),
