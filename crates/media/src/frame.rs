@@ -45,3 +45,59 @@ impl VideoFrame {
             && self.v.len() == (cw * ch) as usize
     }
 }
+
+/// One plane of a decoder's picture: its bytes and the distance between rows.
+pub(crate) struct Strided<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) stride: usize,
+}
+
+impl VideoFrame {
+    /// Copies a decoder's strided I420 planes into a tightly packed frame. Each plane must
+    /// hold its rows at `stride` apart (the last row may end right after its pixels).
+    pub(crate) fn from_strided(
+        width: u32,
+        height: u32,
+        [y, u, v]: [Strided<'_>; 3],
+        capture_us: u64,
+    ) -> Self {
+        let (cw, ch) = Self::chroma_size(width, height);
+        let copy = |p: Strided<'_>, pw: u32, ph: u32| {
+            let (pw, ph) = (pw as usize, ph as usize);
+            let mut out = Vec::with_capacity(pw * ph);
+            for row in 0..ph {
+                out.extend_from_slice(&p.data[row * p.stride..row * p.stride + pw]);
+            }
+            out
+        };
+        Self {
+            width,
+            height,
+            y: copy(y, width, height),
+            u: copy(u, cw, ch),
+            v: copy(v, cw, ch),
+            capture_us,
+        }
+    }
+
+    /// Checks that this frame can go to an encoder opened for `width × height`.
+    pub(crate) fn check_size(&self, width: u32, height: u32) -> crate::Result<()> {
+        if (self.width, self.height) != (width, height) || !self.is_consistent() {
+            return Err(crate::Error::Invalid(format!(
+                "a {}x{} frame for a {width}x{height} encoder",
+                self.width, self.height
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks an encoder's picture size: both sides even and non-zero.
+pub(crate) fn check_encoder_size(codec: &str, width: u32, height: u32) -> crate::Result<()> {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
+        return Err(crate::Error::Invalid(format!(
+            "{codec} encoder {width}x{height}: sides must be even and non-zero"
+        )));
+    }
+    Ok(())
+}

@@ -17,6 +17,7 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSource;
 
+use crate::frame::{Strided, check_encoder_size};
 use crate::{EncodedFrame, Error, Result, VideoDecoder, VideoEncoder, VideoFrame};
 
 fn codec_err(what: &'static str) -> impl FnOnce(openh264::Error) -> Error {
@@ -108,11 +109,7 @@ impl H264Encoder {
             fps,
             threads,
         } = config;
-        if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
-            return Err(Error::Invalid(format!(
-                "H.264 encoder {width}x{height}: sides must be even and non-zero"
-            )));
-        }
+        check_encoder_size("H.264", width, height)?;
         let cfg = EncoderConfig::new()
             .usage_type(UsageType::CameraVideoRealTime)
             .rate_control_mode(RateControlMode::Bitrate)
@@ -129,14 +126,7 @@ impl H264Encoder {
 
 impl VideoEncoder for H264Encoder {
     fn encode(&mut self, frame: &VideoFrame, force_keyframe: bool) -> Result<Option<EncodedFrame>> {
-        if (frame.width, frame.height) != (self.config.width, self.config.height)
-            || !frame.is_consistent()
-        {
-            return Err(Error::Invalid(format!(
-                "a {}x{} frame for a {}x{} encoder",
-                frame.width, frame.height, self.config.width, self.config.height
-            )));
-        }
+        frame.check_size(self.config.width, self.config.height)?;
         if force_keyframe {
             self.inner.force_intra_frame();
         }
@@ -222,21 +212,22 @@ impl VideoDecoder for H264Decoder {
         };
         let (w, h) = pic.dimensions();
         let (ys, us, vs) = pic.strides();
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let copy = |plane: &[u8], stride: usize, pw: usize, ph: usize| {
-            let mut out = Vec::with_capacity(pw * ph);
-            for row in 0..ph {
-                out.extend_from_slice(&plane[row * stride..row * stride + pw]);
-            }
-            out
-        };
-        Ok(Some(VideoFrame {
-            width: w as u32,
-            height: h as u32,
-            y: copy(pic.y(), ys, w, h),
-            u: copy(pic.u(), us, cw, ch),
-            v: copy(pic.v(), vs, cw, ch),
-            capture_us: pts_us,
-        }))
+        let planes = [
+            Strided {
+                data: pic.y(),
+                stride: ys,
+            },
+            Strided {
+                data: pic.u(),
+                stride: us,
+            },
+            Strided {
+                data: pic.v(),
+                stride: vs,
+            },
+        ];
+        Ok(Some(VideoFrame::from_strided(
+            w as u32, h as u32, planes, pts_us,
+        )))
     }
 }

@@ -14,6 +14,7 @@ use std::ptr;
 
 use vpx_sys as vpx;
 
+use crate::frame::{Strided, check_encoder_size};
 use crate::{EncodedFrame, Error, Result, VideoDecoder, VideoEncoder, VideoFrame};
 
 /// Encoder settings.
@@ -143,15 +144,9 @@ impl Vp8Encoder {
             fps,
             ..
         } = config;
-        if width == 0
-            || height == 0
-            || !width.is_multiple_of(2)
-            || !height.is_multiple_of(2)
-            || fps == 0
-        {
-            return Err(Error::Invalid(format!(
-                "VP8 encoder {width}x{height} at {fps} fps: sides must be even and non-zero"
-            )));
+        check_encoder_size("VP8", width, height)?;
+        if fps == 0 {
+            return Err(Error::Invalid("a VP8 encoder at 0 fps".into()));
         }
         // SAFETY: zeroed memory is a valid bit pattern for this plain C struct, and
         // vpx_codec_enc_config_default fully initialises it for the VP8 interface.
@@ -220,14 +215,7 @@ impl Vp8Encoder {
 
 impl VideoEncoder for Vp8Encoder {
     fn encode(&mut self, frame: &VideoFrame, force_keyframe: bool) -> Result<Option<EncodedFrame>> {
-        if (frame.width, frame.height) != (self.config.width, self.config.height)
-            || !frame.is_consistent()
-        {
-            return Err(Error::Invalid(format!(
-                "a {}x{} frame for a {}x{} encoder",
-                frame.width, frame.height, self.config.width, self.config.height
-            )));
-        }
+        frame.check_size(self.config.width, self.config.height)?;
         let (cw, _) = VideoFrame::chroma_size(frame.width, frame.height);
         // SAFETY: zeroed is valid for this C struct; the fields libvpx reads for an I420 input
         // (format, sizes, shifts, plane pointers and strides) are all set below, and the planes
@@ -377,28 +365,15 @@ impl VideoDecoder for Vp8Decoder {
 /// Copies a decoded I420 image into an owned frame.
 ///
 /// # Safety
-/// `img` must describe valid I420 planes of at least `stride × rows` bytes each.
+/// `img` must describe valid I420 planes, each with `stride × rows` readable bytes.
 unsafe fn copy_image(img: &vpx::vpx_image_t, pts_us: u64) -> VideoFrame {
     let (w, h) = (img.d_w, img.d_h);
-    let (cw, ch) = VideoFrame::chroma_size(w, h);
-    let plane = |i: usize, pw: u32, ph: u32| {
+    let (_, ch) = VideoFrame::chroma_size(w, h);
+    let plane = |i: usize, rows: u32| {
         let stride = img.stride[i] as usize;
-        let mut out = Vec::with_capacity((pw * ph) as usize);
-        for row in 0..ph as usize {
-            // SAFETY: guaranteed by the caller: row `row` of plane `i` has `pw` bytes at
-            // `stride × row`.
-            let line =
-                unsafe { std::slice::from_raw_parts(img.planes[i].add(stride * row), pw as usize) };
-            out.extend_from_slice(line);
-        }
-        out
+        // SAFETY: guaranteed by the caller: plane `i` has `stride × rows` readable bytes.
+        let data = unsafe { std::slice::from_raw_parts(img.planes[i], stride * rows as usize) };
+        Strided { data, stride }
     };
-    VideoFrame {
-        width: w,
-        height: h,
-        y: plane(0, w, h),
-        u: plane(1, cw, ch),
-        v: plane(2, cw, ch),
-        capture_us: pts_us,
-    }
+    VideoFrame::from_strided(w, h, [plane(0, h), plane(1, ch), plane(2, ch)], pts_us)
 }
