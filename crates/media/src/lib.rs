@@ -16,6 +16,7 @@ pub mod opus;
 pub mod pattern;
 pub mod quality;
 pub mod scale;
+pub mod source;
 pub mod tone;
 pub mod vp8;
 

@@ -28,6 +28,11 @@ impl PatternSource {
         })
     }
 
+    /// Picture size.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
     /// Frame `n` of the pattern, stamped with `capture_us`.
     pub fn frame(&self, n: u32, capture_us: u64) -> VideoFrame {
         let (w, h) = (self.width, self.height);
