@@ -161,9 +161,9 @@ where
         first: Option<Outgoing>,
         rx: &mut mpsc::Receiver<Outgoing>,
     ) -> Result<Option<End>, tungstenite::Error> {
-        const BATCH: usize = 64;
+        const BATCH: u64 = 64;
         let mut next = first;
-        let mut written = 0;
+        let mut written = 0u64;
         let mut end = None;
         let mut relayed = Vec::new();
         while let Some(out) = next.take() {
@@ -188,9 +188,7 @@ where
         }
         self.ws.flush().await?;
         let metrics = &self.shared.metrics;
-        for _ in 0..written {
-            metrics.message(Direction::Out);
-        }
+        metrics.messages(Direction::Out, written);
         for at in relayed {
             metrics.relay_latency.observe(at.elapsed().as_secs_f64());
         }
@@ -250,7 +248,7 @@ where
             Message::Close(_) => return Some(End::ClientClosed),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return None,
         };
-        self.shared.metrics.message(Direction::In);
+        self.shared.metrics.messages(Direction::In, 1);
         let now = Instant::now();
         if !self.bucket.take(now) {
             return self.rate_limited(now).await;
@@ -441,7 +439,7 @@ where
     async fn send(&mut self, msg: &ServerMessage) {
         let text = serde_json::to_string(msg).expect("server messages always serialize");
         if self.ws.send(Message::text(text)).await.is_ok() {
-            self.shared.metrics.message(Direction::Out);
+            self.shared.metrics.messages(Direction::Out, 1);
         }
     }
 

@@ -106,11 +106,11 @@ impl Metrics {
         }
     }
 
-    /// Counts one message.
-    pub fn message(&self, direction: Direction) {
+    /// Counts `n` messages.
+    pub fn messages(&self, direction: Direction, n: u64) {
         match direction {
-            Direction::In => self.messages_in.inc(),
-            Direction::Out => self.messages_out.inc(),
+            Direction::In => self.messages_in.inc_by(n),
+            Direction::Out => self.messages_out.inc_by(n),
         };
     }
 

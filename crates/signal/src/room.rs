@@ -501,11 +501,6 @@ impl Room {
         due
     }
 
-    /// The connections currently attached, for shutdown.
-    pub fn conns(&self) -> impl Iterator<Item = ConnId> + '_ {
-        self.seats.iter().filter_map(|s| s.conn)
-    }
-
     fn require_host(&self, from: &str) -> Result<(), Rejection> {
         match self.seat(from) {
             Some(s) if s.role == Role::Host => Ok(()),
