@@ -149,11 +149,13 @@ impl Registry {
             entry.senders.map.insert(conn, tx.clone());
             let e = &mut *entry;
             let result = e.room.join(req, ice, &mut e.senders, Instant::now());
+            if result.is_err() {
+                e.senders.map.remove(&conn);
+            }
             drop(entry);
             return match result {
                 Ok(joined) => Ok((cell, joined)),
                 Err(rejection) => {
-                    cell.lock().senders.map.remove(&conn);
                     self.cleanup(room_id, &cell);
                     Err(rejection)
                 }
