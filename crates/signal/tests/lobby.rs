@@ -14,6 +14,26 @@ fn knock_peer(msg: &ServerMessage) -> String {
     }
 }
 
+/// A host with two guests waiting (`a`, `b`), both knocks received.
+struct Lobby {
+    host: Client,
+    a: Client,
+    b: Client,
+    pa: String,
+    pb: String,
+}
+
+async fn lobby(server: &TestServer) -> Lobby {
+    let room = server.create_room(json!({})).await;
+    let url = server.ws_url();
+    let mut host = Client::join(&url, &room.host_token).await;
+    let a = Client::join(&url, &room.guest_token).await;
+    let b = Client::join(&url, &room.guest_token).await;
+    let pa = knock_peer(&host.recv().await);
+    let pb = knock_peer(&host.recv().await);
+    Lobby { host, a, b, pa, pb }
+}
+
 fn state(c: &Client) -> ParticipantState {
     c.welcome.as_ref().expect("welcomed").state
 }
@@ -65,13 +85,13 @@ async fn third_guest_waits_then_is_admitted_after_one_leaves() {
 #[tokio::test]
 async fn deny_disconnects_and_a_waiting_guest_that_leaves_is_reported() {
     let server = TestServer::start().await;
-    let room = server.create_room(json!({})).await;
-    let url = server.ws_url();
-    let mut host = Client::join(&url, &room.host_token).await;
-    let mut a = Client::join(&url, &room.guest_token).await;
-    let mut b = Client::join(&url, &room.guest_token).await;
-    let pa = knock_peer(&host.recv().await);
-    let pb = knock_peer(&host.recv().await);
+    let Lobby {
+        mut host,
+        mut a,
+        mut b,
+        pa,
+        pb,
+    } = lobby(&server).await;
 
     host.send(&ClientMessage::Deny {
         peer: pa.clone(),
@@ -103,13 +123,12 @@ async fn deny_disconnects_and_a_waiting_guest_that_leaves_is_reported() {
 #[tokio::test]
 async fn guests_cannot_admit_and_cannot_signal_while_waiting() {
     let server = TestServer::start().await;
-    let room = server.create_room(json!({})).await;
-    let url = server.ws_url();
-    let mut host = Client::join(&url, &room.host_token).await;
-    let mut a = Client::join(&url, &room.guest_token).await;
-    let mut b = Client::join(&url, &room.guest_token).await;
-    knock_peer(&host.recv().await);
-    knock_peer(&host.recv().await);
+    let Lobby {
+        mut host,
+        mut a,
+        mut b,
+        ..
+    } = lobby(&server).await;
     a.send(&ClientMessage::Admit { peer: b.peer() }).await;
     assert_eq!(error_code(&a.recv().await), ErrorCode::NotAllowed);
     a.signal(json!({"kind": "offer"})).await;
