@@ -8,13 +8,19 @@
 //!
 //! `unsafe` lives only in [`vp8`] (the libvpx FFI), each block with its `SAFETY:` argument.
 
+pub mod apm;
+pub mod audio;
+pub mod device;
 mod frame;
 pub mod h264;
+pub mod jitter;
 pub mod ladder;
+pub mod level;
 pub mod mark;
 pub mod opus;
 pub mod pattern;
 pub mod quality;
+pub mod reframe;
 pub mod scale;
 pub mod source;
 pub mod tone;
@@ -38,6 +44,9 @@ pub enum Error {
     /// A frame or setting does not fit.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A capture or playback device failed (missing, busy, refused, unplugged).
+    #[error("{0}")]
+    Device(String),
 }
 
 /// Result of this crate.

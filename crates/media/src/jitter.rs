@@ -1,0 +1,453 @@
+//! The receive side of audio: a jitter buffer for 20 ms Opus packets and the playout that
+//! turns it into a steady stream of 10 ms frames for the speaker.
+//!
+//! Packets arrive late, early, twice, out of order or never. The buffer holds them by
+//! sequence number and releases one per 20 ms tick with an instruction: play it, rebuild it
+//! from the next packet's in-band FEC, or conceal it (the concealment hooks, which
+//! [`Playout`] answers with libopus). Its target delay follows the measured arrival jitter
+//! (RFC 3550's estimator): enough to absorb it, no more, so latency stays stable. When the
+//! queue grows past the target (a burst after a stall) it drops the oldest frames; after a
+//! long gap it re-buffers instead of concealing forever.
+
+use std::collections::BTreeMap;
+
+use crate::Result;
+use crate::opus::{FRAME_SAMPLES, OpusDecoder};
+use crate::tone::FRAME_10MS;
+
+/// Duration of one packet, microseconds.
+const FRAME_US: u64 = 20_000;
+
+/// Settings.
+#[derive(Debug, Clone, Copy)]
+pub struct JitterConfig {
+    /// Least delay the buffer keeps, milliseconds (one packet plus scheduling slack).
+    pub min_delay_ms: u32,
+    /// Most delay it keeps however bad the jitter, milliseconds.
+    pub max_delay_ms: u32,
+    /// Concealed frames in a row with nothing buffered before it re-buffers.
+    pub max_conceal_run: u32,
+}
+
+impl Default for JitterConfig {
+    fn default() -> Self {
+        Self {
+            min_delay_ms: 40,
+            max_delay_ms: 400,
+            max_conceal_run: 10,
+        }
+    }
+}
+
+/// What the playout should do for this 20 ms tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Instruction {
+    /// Not started (or re-buffering): play silence.
+    Silence,
+    /// Decode this packet.
+    Play(Vec<u8>),
+    /// The packet is missing but the next one is here: decode its FEC copy.
+    Recover(Vec<u8>),
+    /// The packet is missing and nothing follows yet: conceal.
+    Conceal,
+}
+
+/// Counters, for stats and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    /// Packets accepted into the buffer.
+    pub received: u64,
+    /// Packets that arrived after their turn had passed (dropped).
+    pub late: u64,
+    /// Packets that arrived twice (the copy dropped).
+    pub duplicates: u64,
+    /// Ticks that played a packet.
+    pub played: u64,
+    /// Ticks rebuilt from FEC.
+    pub recovered: u64,
+    /// Ticks concealed.
+    pub concealed: u64,
+    /// Ticks concealed because the buffer ran dry (a subset of `concealed`).
+    pub underruns: u64,
+    /// Packets dropped to bring the delay back to the target.
+    pub dropped_for_latency: u64,
+    /// Times playback stopped to re-buffer after a long gap.
+    pub rebuffers: u64,
+}
+
+/// Jitter buffer for 20 ms packets numbered by 16-bit RTP sequence numbers.
+#[derive(Debug, Clone)]
+pub struct JitterBuffer {
+    config: JitterConfig,
+    packets: BTreeMap<u64, Vec<u8>>,
+    /// Extended (unwrapped) sequence number of the last packet seen.
+    last_ext: Option<u64>,
+    /// Next sequence number to play; `None` while buffering.
+    next_play: Option<u64>,
+    /// RFC 3550 interarrival jitter, microseconds (×16 fixed point avoided: f64).
+    jitter_us: f64,
+    /// (extended sequence, arrival) of the previous packet, for the jitter estimator.
+    prev_arrival: Option<(u64, u64)>,
+    conceal_run: u32,
+    stats: JitterStats,
+}
+
+impl JitterBuffer {
+    /// An empty buffer.
+    pub fn new(config: JitterConfig) -> Self {
+        Self {
+            config,
+            packets: BTreeMap::new(),
+            last_ext: None,
+            next_play: None,
+            jitter_us: 0.0,
+            prev_arrival: None,
+            conceal_run: 0,
+            stats: JitterStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// Measured interarrival jitter, milliseconds.
+    pub fn jitter_ms(&self) -> f64 {
+        self.jitter_us / 1000.0
+    }
+
+    /// The delay the buffer aims for now, milliseconds.
+    pub fn target_delay_ms(&self) -> u32 {
+        let wanted = (FRAME_US as f64 + 4.0 * self.jitter_us) / 1000.0;
+        (wanted.ceil() as u32).clamp(self.config.min_delay_ms, self.config.max_delay_ms)
+    }
+
+    /// Audio buffered ahead of the play point, milliseconds.
+    pub fn buffered_ms(&self) -> u32 {
+        let (Some(&first), Some(&last)) = (self.packets.keys().next(), self.packets.keys().last())
+        else {
+            return 0;
+        };
+        let from = self.next_play.unwrap_or(first).min(first);
+        ((last + 1 - from) * FRAME_US / 1000) as u32
+    }
+
+    fn extend(&mut self, seq: u16) -> u64 {
+        let ext = match self.last_ext {
+            None => u64::from(seq) + (1 << 16), // room to go back before the first packet
+            Some(last) => {
+                let delta = seq.wrapping_sub(last as u16) as i16;
+                (last as i64 + i64::from(delta)) as u64
+            }
+        };
+        if self.last_ext.is_none_or(|last| ext > last) {
+            self.last_ext = Some(ext);
+        }
+        ext
+    }
+
+    /// Adds a packet that arrived at `arrival_us` (any monotonic clock).
+    pub fn push(&mut self, seq: u16, payload: Vec<u8>, arrival_us: u64) {
+        let ext = self.extend(seq);
+        if let Some((prev_ext, prev_arrival)) = self.prev_arrival {
+            // D = (arrival difference) − (send-time difference), send time from the sequence.
+            let d = (arrival_us as f64 - prev_arrival as f64)
+                - (ext as f64 - prev_ext as f64) * FRAME_US as f64;
+            self.jitter_us += (d.abs() - self.jitter_us) / 16.0;
+        }
+        self.prev_arrival = Some((ext, arrival_us));
+        if self.next_play.is_some_and(|next| ext < next) {
+            self.stats.late += 1;
+            return;
+        }
+        if self.packets.contains_key(&ext) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.stats.received += 1;
+        self.packets.insert(ext, payload);
+        // A sender far ahead of the play point (it restarted, or we stalled): start over there.
+        let max_span = u64::from(self.config.max_delay_ms) * 1000 / FRAME_US * 2;
+        if self.next_play.is_some_and(|next| ext > next + max_span) {
+            self.rebuffer();
+        }
+    }
+
+    fn rebuffer(&mut self) {
+        self.stats.rebuffers += 1;
+        self.next_play = None;
+        self.conceal_run = 0;
+        if let Some(&last) = self.packets.keys().last() {
+            // Keep only what could still be played after re-buffering.
+            let keep = u64::from(self.config.max_delay_ms) * 1000 / FRAME_US;
+            self.packets = self.packets.split_off(&last.saturating_sub(keep));
+        }
+    }
+
+    /// The instruction for the next 20 ms tick.
+    pub fn pop(&mut self) -> Instruction {
+        let next = match self.next_play {
+            Some(next) => next,
+            None => {
+                let Some(&first) = self.packets.keys().next() else {
+                    return Instruction::Silence;
+                };
+                if self.buffered_ms() < self.target_delay_ms() {
+                    return Instruction::Silence;
+                }
+                first
+            }
+        };
+        // Too much queued (a burst after a stall): skip the oldest until near the target.
+        let mut next = next;
+        let slack_ms = self.target_delay_ms() + 3 * (FRAME_US / 1000) as u32;
+        loop {
+            self.next_play = Some(next);
+            if !self.packets.contains_key(&next) || self.buffered_ms() <= slack_ms {
+                break;
+            }
+            self.packets.remove(&next);
+            self.stats.dropped_for_latency += 1;
+            next += 1;
+        }
+        self.next_play = Some(next + 1);
+        if let Some(packet) = self.packets.remove(&next) {
+            self.conceal_run = 0;
+            self.stats.played += 1;
+            return Instruction::Play(packet);
+        }
+        if let Some(following) = self.packets.get(&(next + 1)) {
+            self.conceal_run = 0;
+            self.stats.recovered += 1;
+            return Instruction::Recover(following.clone());
+        }
+        self.stats.concealed += 1;
+        if self.packets.is_empty() {
+            self.stats.underruns += 1;
+            self.conceal_run += 1;
+            if self.conceal_run > self.config.max_conceal_run {
+                self.rebuffer();
+                return Instruction::Silence;
+            }
+        }
+        Instruction::Conceal
+    }
+}
+
+/// Jitter buffer + Opus decoder: pulls steady 10 ms frames for the speaker, one packet every
+/// other call, concealing what the network lost.
+#[derive(Debug)]
+pub struct Playout {
+    buffer: JitterBuffer,
+    decoder: OpusDecoder,
+    /// The second half of the last decoded 20 ms.
+    pending: Vec<f32>,
+    /// Whether the decoder has produced anything (concealment before that is silence).
+    started: bool,
+    decode_errors: u64,
+}
+
+impl Playout {
+    /// A playout with an empty buffer.
+    pub fn new(config: JitterConfig) -> Result<Self> {
+        Ok(Self {
+            buffer: JitterBuffer::new(config),
+            decoder: OpusDecoder::new()?,
+            pending: Vec::with_capacity(FRAME_10MS),
+            started: false,
+            decode_errors: 0,
+        })
+    }
+
+    /// Adds a received packet.
+    pub fn push(&mut self, seq: u16, payload: Vec<u8>, arrival_us: u64) {
+        self.buffer.push(seq, payload, arrival_us);
+    }
+
+    /// The jitter buffer (its counters and delay).
+    pub fn buffer(&self) -> &JitterBuffer {
+        &self.buffer
+    }
+
+    /// Packets the decoder refused (each played as concealment).
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors
+    }
+
+    /// The next 10 ms of audio.
+    pub fn next_10ms(&mut self) -> Vec<f32> {
+        if self.pending.is_empty() {
+            let mut twenty = self.decode_next();
+            twenty.resize(FRAME_SAMPLES, 0.0);
+            self.pending = twenty.split_off(FRAME_10MS);
+            return twenty;
+        }
+        std::mem::take(&mut self.pending)
+    }
+
+    fn decode_next(&mut self) -> Vec<f32> {
+        let result = match self.buffer.pop() {
+            Instruction::Silence => return vec![0.0; FRAME_SAMPLES],
+            Instruction::Play(packet) => self.decoder.decode(&packet),
+            Instruction::Recover(next) => self.decoder.recover(&next),
+            Instruction::Conceal if self.started => self.decoder.conceal(),
+            Instruction::Conceal => return vec![0.0; FRAME_SAMPLES],
+        };
+        match result {
+            Ok(samples) => {
+                self.started = true;
+                samples
+            }
+            Err(_) => {
+                self.decode_errors += 1;
+                self.decoder
+                    .conceal()
+                    .unwrap_or_else(|_| vec![0.0; FRAME_SAMPLES])
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffer() -> JitterBuffer {
+        JitterBuffer::new(JitterConfig::default())
+    }
+
+    fn payload(seq: u16) -> Vec<u8> {
+        seq.to_be_bytes().to_vec()
+    }
+
+    fn played_seq(i: &Instruction) -> Option<u16> {
+        match i {
+            Instruction::Play(p) => Some(u16::from_be_bytes([p[0], p[1]])),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn waits_for_the_target_then_plays_in_order_across_the_wrap() {
+        let mut jb = buffer();
+        let start = 65_530u16;
+        // Three packets arrive (60 ms ≥ the 40 ms target), out of order.
+        for s in [start.wrapping_add(1), start, start.wrapping_add(2)] {
+            jb.push(s, payload(s), 0);
+        }
+        let mut played = Vec::new();
+        for k in 3..20u16 {
+            let s = start.wrapping_add(k);
+            let i = jb.pop();
+            played.extend(played_seq(&i));
+            jb.push(s, payload(s), u64::from(k) * FRAME_US);
+        }
+        let expect: Vec<u16> = (0..17u16).map(|k| start.wrapping_add(k)).collect();
+        assert_eq!(played, expect, "in order through 65535 → 0");
+        assert_eq!(jb.stats().late + jb.stats().concealed, 0);
+    }
+
+    #[test]
+    fn a_loss_is_recovered_from_the_next_packet_or_concealed_and_late_copies_are_dropped() {
+        let mut jb = buffer();
+        for s in [0u16, 1, 3, 4] {
+            jb.push(s, payload(s), 0);
+        }
+        assert_eq!(played_seq(&jb.pop()), Some(0));
+        assert_eq!(played_seq(&jb.pop()), Some(1));
+        assert_eq!(jb.pop(), Instruction::Recover(payload(3)), "2 from 3's FEC");
+        assert_eq!(played_seq(&jb.pop()), Some(3));
+        jb.push(2, payload(2), 0); // too late now
+        jb.push(4, payload(4), 0); // a duplicate
+        assert_eq!(played_seq(&jb.pop()), Some(4));
+        assert_eq!(jb.pop(), Instruction::Conceal, "5 lost, nothing after it");
+        let s = jb.stats();
+        assert_eq!((s.late, s.duplicates, s.recovered), (1, 1, 1));
+        assert_eq!((s.concealed, s.underruns), (1, 1));
+    }
+
+    #[test]
+    fn target_delay_follows_jitter_and_a_burst_is_trimmed_back_to_it() {
+        let mut jb = buffer();
+        // Steady arrivals: the target stays at the minimum.
+        for s in 0..50u16 {
+            jb.push(s, payload(s), u64::from(s) * FRAME_US);
+        }
+        assert_eq!(jb.target_delay_ms(), 40);
+        // ±30 ms of jitter raises it (4 × jitter + one frame).
+        let mut jittery = buffer();
+        for s in 0..200u16 {
+            let wobble = if s % 2 == 0 { 0 } else { 30_000 };
+            jittery.push(s, payload(s), u64::from(s) * FRAME_US + wobble);
+        }
+        let target = jittery.target_delay_ms();
+        assert!((100..=160).contains(&target), "target {target} ms");
+
+        // 50 packets already queued (1 s): playback trims to near the target, not 1 s late.
+        let first = played_seq(&jb.pop()).expect("plays");
+        assert!(first >= 45, "skipped to the recent end, played {first}");
+        assert!(jb.buffered_ms() <= 40 + 60, "{} ms left", jb.buffered_ms());
+        assert!(jb.stats().dropped_for_latency >= 45);
+    }
+
+    #[test]
+    fn a_long_gap_rebuffers_instead_of_concealing_forever() {
+        let mut jb = buffer();
+        for s in 0..3u16 {
+            jb.push(s, payload(s), u64::from(s) * FRAME_US);
+        }
+        let mut silences = 0;
+        let mut conceals = 0;
+        for _ in 0..30 {
+            match jb.pop() {
+                Instruction::Conceal => conceals += 1,
+                Instruction::Silence => silences += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(conceals, 10, "max_conceal_run");
+        assert_eq!(silences, 30 - 3 - 10);
+        assert_eq!(jb.stats().rebuffers, 1);
+        // The sender comes back far ahead: playback restarts there.
+        for s in 500..503u16 {
+            jb.push(s, payload(s), u64::from(s) * FRAME_US);
+        }
+        assert_eq!(played_seq(&jb.pop()), Some(500));
+    }
+
+    #[test]
+    fn playout_decodes_conceals_and_gives_steady_10ms_frames() {
+        use crate::opus::{OpusConfig, OpusEncoder};
+        use crate::tone::{rms, sine};
+        let mut enc = OpusEncoder::new(OpusConfig::default()).expect("encoder");
+        let mut playout = Playout::new(JitterConfig::default()).expect("playout");
+        let mut out = Vec::new();
+        for s in 0..100u16 {
+            let pcm = sine(440.0, 0.3, usize::from(s) * FRAME_SAMPLES, FRAME_SAMPLES);
+            let packet = enc.encode(&pcm).expect("encode");
+            if s % 10 != 5 {
+                playout.push(s, packet.data, u64::from(s) * FRAME_US);
+            }
+            for _ in 0..2 {
+                let frame = playout.next_10ms();
+                assert_eq!(frame.len(), FRAME_10MS);
+                out.push(rms(&frame));
+            }
+        }
+        let b = playout.buffer().stats();
+        assert_eq!((b.played, b.recovered, b.concealed), (89, 10, 0), "{b:?}");
+        assert_eq!(playout.decode_errors(), 0);
+        // After the start-up delay the tone never falls silent, lost packets included (a tone
+        // is coded as CELT, whose rebuilt frames are quieter: speech gets SILK's LBRR copy).
+        let steady = &out[2..];
+        let quietest = steady.iter().cloned().fold(1.0, f32::min);
+        assert!(quietest > 0.01, "quietest 10 ms: rms {quietest}");
+        // A packet the decoder refuses is concealed and counted, not fatal.
+        playout.push(100, vec![0xff; 3], 100 * FRAME_US);
+        for _ in 0..8 {
+            playout.next_10ms();
+        }
+        assert_eq!(playout.decode_errors(), 1);
+    }
+}

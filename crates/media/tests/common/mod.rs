@@ -1,0 +1,3 @@
+//! Test helpers shared by confer-media's integration tests.
+
+pub mod pulse;
