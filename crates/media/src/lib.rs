@@ -10,6 +10,9 @@
 
 pub mod apm;
 pub mod audio;
+pub mod camera;
+pub mod capture;
+pub mod convert;
 pub mod device;
 mod frame;
 pub mod h264;

@@ -1,6 +1,6 @@
 //! Video sources behind one trait, chosen by a config string: `pattern` (the synthetic moving
-//! pattern) or `file:<path>` (a looping Y4M file). The camera (`camera:<id>`, nokhwa) comes
-//! with its own slice of issue 3.
+//! pattern), `file:<path>` (a looping Y4M file) or `camera[:<id or name>]` (nokhwa, see
+//! [`crate::camera`]).
 //!
 //! Sources are pulled: `next_frame(capture_us)` returns the next picture stamped with the
 //! caller's clock, so a capture thread can pace them and tests can run faster than real time.
@@ -36,10 +36,28 @@ impl VideoSource for PatternSource {
     }
 }
 
-/// Opens the source a config string names: `pattern[:WxH]` or `file:<path.y4m>`.
+/// Opens the source a config string names: `pattern[:WxH]`, `file:<path.y4m>`, `camera`
+/// (the first camera) or `camera:<id or name>` (cameras run at up to 1280x720, 30 fps).
 pub fn open(spec: &str) -> Result<Box<dyn VideoSource>> {
     if let Some(path) = spec.strip_prefix("file:") {
         return Ok(Box::new(Y4mSource::open(path)?));
+    }
+    if spec == "camera" || spec.starts_with("camera:") {
+        let selector = match spec.strip_prefix("camera:") {
+            Some(selector) => selector.to_owned(),
+            None => crate::camera::cameras()?
+                .into_iter()
+                .next()
+                .map(|c| c.id)
+                .ok_or_else(|| {
+                    Error::Device(
+                        "this machine has no camera (use the test pattern or a file)".into(),
+                    )
+                })?,
+        };
+        return Ok(Box::new(crate::camera::CameraSource::open(
+            &selector, 1280, 720, 30,
+        )?));
     }
     if let Some(rest) = spec.strip_prefix("pattern") {
         let (w, h) = match rest.strip_prefix(':') {
@@ -53,8 +71,21 @@ pub fn open(spec: &str) -> Result<Box<dyn VideoSource>> {
         return Ok(Box::new(PatternSource::new(w, h)?));
     }
     Err(Error::Invalid(format!(
-        "unknown video source {spec:?}: use pattern, pattern:WxH or file:<path.y4m>"
+        "unknown video source {spec:?}: use camera, camera:<id>, pattern, pattern:WxH or \
+         file:<path.y4m>"
     )))
+}
+
+/// Opens `spec`, or the test pattern at 1280x720 when that fails (no camera, camera busy):
+/// the call still has video, and the error says why it is not the camera.
+pub fn open_or_pattern(spec: &str) -> (Box<dyn VideoSource>, Option<Error>) {
+    match open(spec) {
+        Ok(source) => (source, None),
+        Err(e) => {
+            let pattern = PatternSource::new(1280, 720).expect("1280x720 is a valid pattern size");
+            (Box::new(pattern), Some(e))
+        }
+    }
 }
 
 /// A Y4M file (4:2:0, 8-bit), played in a loop.
@@ -204,5 +235,16 @@ mod tests {
         for bad in ["pattern:640", "webcam", "pattern640x360", "pattern:10x10"] {
             assert!(open(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_missing_camera_falls_back_to_the_pattern_and_says_why() {
+        // No camera here (nor in CI); a machine with one has no camera called this.
+        let (source, err) = open_or_pattern("camera:Confer Test Camera 9000");
+        assert_eq!(source.size(), (1280, 720));
+        let err = err.expect("the reason");
+        assert!(err.to_string().contains("Confer Test Camera 9000"), "{err}");
+        let (source, err) = open_or_pattern("pattern:320x180");
+        assert_eq!((source.size(), err.is_none()), ((320, 180), true));
     }
 }
