@@ -19,29 +19,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "stats.rs"]
+mod stats;
+use stats::{arg, median, p95};
+
 use confer_media::h264::{H264Config, H264Decoder, H264Encoder};
 use confer_media::pattern::PatternSource;
 use confer_media::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
 use confer_media::{VideoDecoder, VideoEncoder, VideoFrame};
-
-fn arg(name: &str, default: usize) -> usize {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.iter()
-        .position(|a| a == name)
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn p95(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(v.len() * 95) / 100]
-}
 
 fn write_y4m(path: &Path, frames: &[VideoFrame]) {
     let (w, h) = (frames[0].width as usize, frames[0].height as usize);

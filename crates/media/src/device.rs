@@ -3,7 +3,7 @@
 //! Host: PulseAudio (which PipeWire also serves) when a server is reachable, else the
 //! platform default (ALSA on Linux). Devices are chosen by cpal's stable id
 //! (`pulseaudio:alsa_input.usb-…`) or by their human name; no choice follows the system
-//! default.
+//! default (checked every second: when the user picks another default, the stream moves).
 //!
 //! The microphone callback never blocks: it downmixes and resamples to 48 kHz mono 10 ms
 //! frames ([`Reframer`]) and hands each to a bounded channel with `try_send`, counting what it
@@ -283,13 +283,22 @@ impl Binding {
     /// Looks for the chosen device once a second: gone → fall back to the default (and say
     /// so); back → return to it.
     fn check(&mut self, counters: &Counters, current: &DeviceInfo) -> Result<Rebind> {
-        let Some(chosen) = self.selector.clone() else {
-            return Ok(Rebind::Keep);
-        };
         if self.last_check.elapsed() < PRESENCE_CHECK && !counters.lost.load(Ordering::Relaxed) {
             return Ok(Rebind::Keep);
         }
         self.last_check = Instant::now();
+        let Some(chosen) = self.selector.clone() else {
+            // Following the system default: move when the user changes it.
+            let default = match self.direction {
+                Direction::Input => self.host.default_input_device(),
+                Direction::Output => self.host.default_output_device(),
+            };
+            let default_id = default.and_then(|d| d.id().ok()).map(|id| id.to_string());
+            return Ok(match default_id {
+                Some(id) if id != current.id => Rebind::Open(None),
+                _ => Rebind::Keep,
+            });
+        };
         let present = self.find(Some(&chosen)).is_ok();
         match (present, self.on_fallback) {
             (true, true) => {

@@ -139,6 +139,29 @@ fn devices_are_listed_and_chosen_by_id_or_name() {
 }
 
 #[test]
+fn without_a_choice_the_microphone_follows_the_system_default() {
+    if !run_in_pulse("without_a_choice_the_microphone_follows_the_system_default") {
+        return;
+    }
+    let mut mic = Microphone::open(None).expect("default");
+    let first = mic.info().clone();
+    let other = device::inputs()
+        .expect("inputs")
+        .into_iter()
+        .find(|d| d.name != first.name && d.id.contains("feed.monitor"))
+        .expect("feed.monitor");
+    // The pulse source name is the part of the id after the host prefix.
+    let source = other.id.trim_start_matches("pulseaudio:").to_owned();
+    pulse::pactl(&["set-default-source", &source]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mic.info().id != other.id {
+        mic.next_frame().expect("frames keep coming");
+        assert!(Instant::now() < deadline, "still on {:?}", mic.info());
+    }
+    assert_eq!(mic.stats().reopened, 1);
+}
+
+#[test]
 fn an_unplugged_microphone_is_reported_and_reopened_when_it_returns() {
     if !run_in_pulse("an_unplugged_microphone_is_reported_and_reopened_when_it_returns") {
         return;
