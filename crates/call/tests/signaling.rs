@@ -1,0 +1,239 @@
+//! The signaling client against a real confer-signal on loopback: meeting, admission, ordered
+//! relay, a dropped connection resumed without losing or repeating anything, a server restart,
+//! and the errors a user sees for a bad link or an unreachable server.
+
+use std::time::Duration;
+
+use confer_call::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
+use confer_protocol::{ParticipantState, Role, SignalPayload};
+use confer_signal::{Claims, Config, Server, ServerHandle};
+
+const SECRET: &str = "a test secret that is long enough for HS256";
+
+async fn start(config: Config) -> (ServerHandle, tokio::task::JoinHandle<()>) {
+    let server = Server::bind(Config {
+        token_secret: Some(SECRET.into()),
+        ..config
+    })
+    .await
+    .expect("bind");
+    let handle = server.handle();
+    (handle, tokio::spawn(server.serve()))
+}
+
+fn token(handle: &ServerHandle, room: &str, role: Role) -> String {
+    handle.tokens().issue(&Claims {
+        room: room.into(),
+        role,
+        exp: confer_signal::unix_now() + 600,
+        name: None,
+        jti: format!("{room}-{role:?}"),
+        auto_admit: false,
+    })
+}
+
+fn fast() -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+    }
+}
+
+async fn next(client: &mut SignalClient) -> SignalEvent {
+    tokio::time::timeout(Duration::from_secs(10), client.next_event())
+        .await
+        .expect("an event within 10 s")
+        .expect("the session is open")
+}
+
+/// Skips events until one matches.
+async fn until(client: &mut SignalClient, pred: impl Fn(&SignalEvent) -> bool) -> SignalEvent {
+    loop {
+        let e = next(client).await;
+        if pred(&e) {
+            return e;
+        }
+    }
+}
+
+fn payload(n: u32) -> SignalPayload {
+    SignalPayload::from_json(&format!("{{\"n\":{n},\"sdp\":\"v=0 …\"}}")).expect("payload")
+}
+
+/// Host and guest in a room, admitted, call-ready.
+async fn meet(url: &str, handle: &ServerHandle) -> (SignalClient, SignalClient) {
+    let mut host = SignalClient::connect(url, &token(handle, "r1", Role::Host), None, fast())
+        .await
+        .expect("host");
+    let SignalEvent::Joined { role, state, .. } = next(&mut host).await else {
+        panic!("host joined")
+    };
+    assert_eq!((role, state), (Role::Host, ParticipantState::Admitted));
+    let mut guest =
+        SignalClient::connect(url, &token(handle, "r1", Role::Guest), Some("Pat"), fast())
+            .await
+            .expect("guest");
+    let SignalEvent::Joined { state, .. } = next(&mut guest).await else {
+        panic!("guest joined")
+    };
+    assert_eq!(state, ParticipantState::Waiting);
+    let SignalEvent::Knock { peer, name } = next(&mut host).await else {
+        panic!("knock")
+    };
+    assert_eq!(name.as_deref(), Some("Pat"));
+    host.admit(&peer);
+    assert_eq!(next(&mut guest).await, SignalEvent::Admitted);
+    let a = until(&mut host, |e| matches!(e, SignalEvent::CallReady { .. })).await;
+    let b = until(&mut guest, |e| matches!(e, SignalEvent::CallReady { .. })).await;
+    let (
+        SignalEvent::CallReady { initiator: ha, .. },
+        SignalEvent::CallReady { initiator: gb, .. },
+    ) = (a, b)
+    else {
+        unreachable!()
+    };
+    assert!(ha ^ gb, "exactly one initiator");
+    (host, guest)
+}
+
+fn signal_n(e: &SignalEvent) -> Option<u64> {
+    match e {
+        SignalEvent::Signal { payload, .. } => payload.to_object().get("n")?.as_u64(),
+        _ => None,
+    }
+}
+
+/// The next `count` signal numbers, skipping other events.
+async fn signals(client: &mut SignalClient, count: usize) -> Vec<u64> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        if let Some(n) = signal_n(&next(client).await) {
+            got.push(n);
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn host_and_guest_meet_and_signals_arrive_in_order_byte_for_byte() {
+    let (handle, _task) = start(Config::loopback()).await;
+    let (mut host, guest) = meet(&handle.ws_url(), &handle).await;
+    for n in 0..50 {
+        guest.signal(payload(n));
+    }
+    for n in 0..50 {
+        let e = next(&mut host).await;
+        let SignalEvent::Signal { payload: p, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(p.as_str(), payload(n).as_str(), "byte for byte");
+    }
+    guest.leave();
+    let e = until(&mut host, |e| matches!(e, SignalEvent::PeerLeft { .. })).await;
+    assert!(matches!(e, SignalEvent::PeerLeft { .. }));
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_the_seat_and_loses_nothing() {
+    let (handle, _task) = start(Config::loopback()).await;
+    let (mut host, mut guest) = meet(&handle.ws_url(), &handle).await;
+    host.drop_connection();
+    // Both sides keep talking through the outage.
+    for n in 0..20 {
+        guest.signal(payload(n));
+        host.signal(payload(100 + n));
+    }
+    let e = until(&mut host, |e| matches!(e, SignalEvent::Reconnecting { .. })).await;
+    assert!(
+        matches!(e, SignalEvent::Reconnecting { attempt: 1, .. }),
+        "{e:?}"
+    );
+    let e = until(&mut host, |e| matches!(e, SignalEvent::Joined { .. })).await;
+    assert!(
+        matches!(e, SignalEvent::Joined { resumed: true, .. }),
+        "{e:?}"
+    );
+    assert_eq!(
+        signals(&mut host, 20).await,
+        (0..20).collect::<Vec<u64>>(),
+        "all, in order, once"
+    );
+    assert_eq!(
+        signals(&mut guest, 20).await,
+        (100..120).collect::<Vec<u64>>(),
+        "the queued ones too"
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restarted_server_is_rejoined_with_back_off() {
+    let (handle, task) = start(Config::loopback()).await;
+    let addr = handle.local_addr();
+    let url = handle.ws_url();
+    let mut host = SignalClient::connect(&url, &token(&handle, "r2", Role::Host), None, fast())
+        .await
+        .expect("host");
+    let SignalEvent::Joined { peer: first, .. } = next(&mut host).await else {
+        panic!("joined")
+    };
+    handle.shutdown().await;
+    task.await.expect("server stopped");
+    // A few failed attempts while the server is down.
+    let mut attempts = 0;
+    while attempts < 3 {
+        if let SignalEvent::Reconnecting { attempt, .. } = next(&mut host).await {
+            attempts = attempt;
+        }
+    }
+    let (handle, _task) = start(Config {
+        listen: addr,
+        ..Config::loopback()
+    })
+    .await;
+    let e = until(&mut host, |e| matches!(e, SignalEvent::Joined { .. })).await;
+    let SignalEvent::Joined { peer, resumed, .. } = e else {
+        unreachable!()
+    };
+    assert!(!resumed, "a restarted server forgot the seat: a fresh join");
+    assert_ne!(peer, first);
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_links_and_unreachable_servers_are_explained() {
+    let (handle, _task) = start(Config::loopback()).await;
+    let err = SignalClient::connect(&handle.ws_url(), "not-a-token", None, fast())
+        .await
+        .expect_err("bad token");
+    assert!(
+        matches!(&err, SignalError::Refused(m) if m.contains("unauthorized")),
+        "{err}"
+    );
+    // A port nothing listens on (just freed by binding and dropping a listener).
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = free.local_addr().expect("addr").port();
+    drop(free);
+    let err = SignalClient::connect(&format!("ws://127.0.0.1:{port}/v1/ws"), "x", None, fast())
+        .await
+        .expect_err("unreachable");
+    assert!(
+        matches!(err, SignalError::Unreachable { .. }) && err.to_string().contains("127.0.0.1"),
+        "{err}"
+    );
+    handle.shutdown().await;
+}
+
+#[test]
+fn back_off_doubles_up_to_its_cap_with_bounded_jitter() {
+    let b = Backoff {
+        initial: Duration::from_millis(200),
+        max: Duration::from_secs(5),
+    };
+    assert_eq!(b.delay(1, 0.5), Duration::from_millis(200));
+    assert_eq!(b.delay(3, 0.5), Duration::from_millis(800));
+    assert_eq!(b.delay(30, 0.5), Duration::from_secs(5));
+    assert_eq!(b.delay(1, 0.0), Duration::from_millis(150));
+    assert_eq!(b.delay(1, 1.0), Duration::from_millis(250));
+}
