@@ -5,4 +5,6 @@
 
 #![forbid(unsafe_code)]
 
+pub mod call;
+pub mod peer;
 pub mod signaling;

@@ -1,0 +1,399 @@
+//! A whole call, driven by a handle: signaling, the peer connection, and the media pipelines
+//! between confer-media and the peer.
+//!
+//! Threads: a capture thread per source (confer-media), an encoder thread for video, a paced
+//! thread for audio capture + Opus, a decoder thread for received video and a paced playout
+//! thread for received audio. The async side only moves bytes: no codec ever runs on a tokio
+//! worker or inside a track's poll loop.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use confer_media::audio::AudioSource;
+use confer_media::capture::Capture;
+use confer_media::jitter::{JitterConfig, Playout};
+use confer_media::opus::{OpusConfig, OpusEncoder};
+use confer_media::tone::FRAME_10MS;
+use confer_media::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
+use confer_media::{VideoDecoder, VideoEncoder, VideoFrame};
+
+use crate::peer::{Peer, PeerEvent, Signal};
+use crate::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
+
+/// What a call is made of.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// The signaling server's WebSocket URL.
+    pub url: String,
+    /// The room token (host or guest).
+    pub token: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Video source spec (`pattern:640x360`, `file:…`, `camera:…`).
+    pub video: String,
+    /// Video bitrate, kbit/s.
+    pub video_kbps: u32,
+    /// Audio source spec (`tone`, `speech`, `file:…`, `mic`).
+    pub audio: String,
+    /// Address to gather ICE candidates on (loopback in tests).
+    pub bind_ip: IpAddr,
+    /// Admit every guest that knocks (for bots and tests; the app asks the host).
+    pub auto_admit: bool,
+}
+
+/// What the call reports.
+#[derive(Debug)]
+pub enum CallEvent {
+    /// A signaling event (joined, waiting, admitted, knock, peer left, reconnecting, …).
+    Signaling(SignalEvent),
+    /// Media flows (the peer connection is connected).
+    Connected,
+    /// The peer connection failed or closed.
+    Disconnected(String),
+    /// A decoded remote video frame.
+    RemoteVideo(VideoFrame),
+    /// 10 ms of decoded remote audio (48 kHz mono), paced at real time.
+    RemoteAudio(Vec<f32>),
+    /// Something went wrong that the call survives.
+    Warning(String),
+    /// The call is over.
+    Ended(String),
+}
+
+enum Command {
+    Admit(String),
+    HangUp,
+}
+
+/// A call in progress.
+#[derive(Debug)]
+pub struct CallHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+}
+
+impl CallHandle {
+    /// Joins: connects to the server (errors here are the user's: bad link, unreachable
+    /// server) and runs the call in the background.
+    pub async fn join(config: CallConfig) -> Result<Self, SignalError> {
+        let signaling = SignalClient::connect(
+            &config.url,
+            &config.token,
+            config.name.as_deref(),
+            Backoff::default(),
+        )
+        .await?;
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(run(config, signaling, command_rx, event_tx));
+        Ok(Self { commands, events })
+    }
+
+    /// The next event; `None` once the call has ended.
+    pub async fn next_event(&mut self) -> Option<CallEvent> {
+        self.events.recv().await
+    }
+
+    /// Host: let a waiting guest in.
+    pub fn admit(&self, peer: &str) {
+        let _ = self.commands.send(Command::Admit(peer.to_owned()));
+    }
+
+    /// Hangs up.
+    pub fn hang_up(&self) {
+        let _ = self.commands.send(Command::HangUp);
+    }
+}
+
+/// Media threads of one connected call; dropping it stops them.
+struct Media {
+    stop: Arc<AtomicBool>,
+    video_rx: std::sync::mpsc::Sender<(Bytes, u16)>,
+    playout: Arc<Mutex<Playout>>,
+}
+
+impl Drop for Media {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn start_media(
+    config: &CallConfig,
+    peer: &Arc<Peer>,
+    events: &mpsc::UnboundedSender<CallEvent>,
+) -> Result<Media, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (video_source, warning) = confer_media::source::open_or_pattern(&config.video);
+    if let Some(w) = warning {
+        let _ = events.send(CallEvent::Warning(format!("video: {w}")));
+    }
+    let audio_source = confer_media::audio::open(&config.audio).map_err(|e| e.to_string())?;
+    let (w, h) = video_source.size();
+    let fps = video_source.fps();
+    let mut encoder =
+        Vp8Encoder::new(Vp8Config::new(w, h, config.video_kbps)).map_err(|e| e.to_string())?;
+
+    // Video: capture thread → encoder thread → async sender.
+    let (encoded_tx, mut encoded_rx) = mpsc::channel::<Bytes>(4);
+    let frame_interval = Duration::from_secs_f64(1.0 / fps);
+    {
+        let stop = Arc::clone(&stop);
+        let keyframes = peer.keyframes();
+        let events = events.clone();
+        std::thread::Builder::new()
+            .name("confer-video-send".into())
+            .spawn(move || {
+                let capture = Capture::start(video_source, Instant::now());
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(frame) = capture.next(Duration::from_millis(200)) else {
+                        continue;
+                    };
+                    match encoder.encode(&frame, keyframes.take()) {
+                        Ok(Some(encoded)) => {
+                            if encoded_tx.blocking_send(Bytes::from(encoded.data)).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let _ = events.send(CallEvent::Warning(format!("video encoder: {e}")));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    tokio::spawn({
+        let peer = Arc::clone(peer);
+        async move {
+            while let Some(data) = encoded_rx.recv().await {
+                let _ = peer.send_video(data, frame_interval).await;
+            }
+        }
+    });
+
+    // Audio: paced 10 ms capture → Opus (20 ms) → async sender.
+    let (opus_tx, mut opus_rx) = mpsc::channel::<Bytes>(8);
+    {
+        let stop = Arc::clone(&stop);
+        let mut source: Box<dyn AudioSource> = audio_source;
+        let mut opus = OpusEncoder::new(OpusConfig::default()).map_err(|e| e.to_string())?;
+        std::thread::Builder::new()
+            .name("confer-audio-send".into())
+            .spawn(move || {
+                let mut pcm = Vec::with_capacity(2 * FRAME_10MS);
+                let mut next = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    // Synthetic and file sources return at once: pace them; a microphone
+                    // blocks for its own 10 ms and the deadline has passed by then.
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    }
+                    next = (next + Duration::from_millis(10))
+                        .max(Instant::now() - Duration::from_millis(50));
+                    let Ok(frame) = source.next_frame() else {
+                        pcm.extend(std::iter::repeat_n(0.0, FRAME_10MS));
+                        continue;
+                    };
+                    pcm.extend_from_slice(&frame);
+                    if pcm.len() == 2 * FRAME_10MS {
+                        if let Ok(packet) = opus.encode(&pcm)
+                            && opus_tx.blocking_send(Bytes::from(packet.data)).is_err()
+                        {
+                            break;
+                        }
+                        pcm.clear();
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    tokio::spawn({
+        let peer = Arc::clone(peer);
+        async move {
+            while let Some(data) = opus_rx.recv().await {
+                let _ = peer.send_audio(data).await;
+            }
+        }
+    });
+
+    // Received video: a decoder thread.
+    let (video_tx, video_rx) = std::sync::mpsc::channel::<(Bytes, u16)>();
+    {
+        let events = events.clone();
+        let mut decoder = Vp8Decoder::new().map_err(|e| e.to_string())?;
+        std::thread::Builder::new()
+            .name("confer-video-recv".into())
+            .spawn(move || {
+                while let Ok((data, _lost)) = video_rx.recv() {
+                    match decoder.decode(&data, 0) {
+                        Ok(Some(frame)) => {
+                            if events.send(CallEvent::RemoteVideo(frame)).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(_) => {} // waits for the keyframe the assembler asked for
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+
+    // Received audio: the playout, pulled every 10 ms.
+    let playout = Arc::new(Mutex::new(
+        Playout::new(JitterConfig::default()).map_err(|e| e.to_string())?,
+    ));
+    {
+        let stop = Arc::clone(&stop);
+        let playout = Arc::clone(&playout);
+        let events = events.clone();
+        std::thread::Builder::new()
+            .name("confer-audio-recv".into())
+            .spawn(move || {
+                let mut next = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    }
+                    next += Duration::from_millis(10);
+                    let frame = playout
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .next_10ms();
+                    if events.send(CallEvent::RemoteAudio(frame)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Media {
+        stop,
+        video_rx: video_tx,
+        playout,
+    })
+}
+
+async fn run(
+    config: CallConfig,
+    mut signaling: SignalClient,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<CallEvent>,
+) {
+    let (peer_tx, mut peer_rx) = mpsc::unbounded_channel();
+    let mut ice_servers = Vec::new();
+    let mut peer: Option<Arc<Peer>> = None;
+    let mut media: Option<Media> = None;
+    let epoch = Instant::now();
+    let ended = loop {
+        tokio::select! {
+            event = signaling.next_event() => {
+                let Some(event) = event else { break "signaling closed".to_owned() };
+                match &event {
+                    SignalEvent::Joined { ice_servers: servers, .. } => ice_servers = servers.clone(),
+                    SignalEvent::Knock { peer: guest, .. } if config.auto_admit => signaling.admit(guest),
+                    SignalEvent::CallReady { initiator, .. } => {
+                        media = None;
+                        if let Some(old) = peer.take() {
+                            let _ = old.close().await;
+                        }
+                        match Peer::new(&ice_servers, config.bind_ip, peer_tx.clone()).await {
+                            Ok(p) => {
+                                let p = Arc::new(p);
+                                if *initiator {
+                                    match p.offer().await {
+                                        Ok(offer) => signaling.signal(offer.to_payload()),
+                                        Err(e) => { let _ = events.send(CallEvent::Warning(e.to_string())); }
+                                    }
+                                }
+                                peer = Some(p);
+                            }
+                            Err(e) => { let _ = events.send(CallEvent::Warning(e.to_string())); }
+                        }
+                    }
+                    SignalEvent::Signal { payload, .. } => {
+                        let (Some(p), Ok(signal)) = (&peer, Signal::from_payload(payload)) else {
+                            let _ = events.send(CallEvent::Warning("a signal outside a call".into()));
+                            continue;
+                        };
+                        match p.on_signal(signal).await {
+                            Ok(Some(answer)) => signaling.signal(answer.to_payload()),
+                            Ok(None) => {}
+                            Err(e) => { let _ = events.send(CallEvent::Warning(e.to_string())); }
+                        }
+                    }
+                    SignalEvent::PeerLeft { .. } => {
+                        media = None;
+                        if let Some(old) = peer.take() {
+                            let _ = old.close().await;
+                        }
+                    }
+                    _ => {}
+                }
+                let end = if let SignalEvent::Ended(why) = &event { Some(why.clone()) } else { None };
+                let _ = events.send(CallEvent::Signaling(event));
+                if let Some(why) = end {
+                    break why;
+                }
+            }
+            event = peer_rx.recv() => {
+                let Some(event) = event else { continue };
+                match event {
+                    PeerEvent::Candidate(c) => signaling.signal(c.to_payload()),
+                    PeerEvent::State(state) => {
+                        use webrtc::peer_connection::RTCPeerConnectionState as S;
+                        match state {
+                            S::Connected if media.is_none() => {
+                                if let Some(p) = &peer {
+                                    match start_media(&config, p, &events) {
+                                        Ok(m) => {
+                                            media = Some(m);
+                                            let _ = events.send(CallEvent::Connected);
+                                        }
+                                        Err(e) => { let _ = events.send(CallEvent::Warning(e)); }
+                                    }
+                                }
+                            }
+                            S::Failed | S::Closed => {
+                                let _ = events.send(CallEvent::Disconnected(state.to_string()));
+                            }
+                            _ => {}
+                        }
+                    }
+                    PeerEvent::Video { data, lost_before, .. } => {
+                        if let Some(m) = &media {
+                            let _ = m.video_rx.send((data, lost_before));
+                        }
+                    }
+                    PeerEvent::Audio { seq, data } => {
+                        if let Some(m) = &media {
+                            let arrival = epoch.elapsed().as_micros() as u64;
+                            m.playout.lock().unwrap_or_else(|e| e.into_inner()).push(seq, data.to_vec(), arrival);
+                        }
+                    }
+                }
+            }
+            command = commands.recv() => match command {
+                Some(Command::Admit(guest)) => signaling.admit(&guest),
+                Some(Command::HangUp) | None => {
+                    signaling.leave();
+                    break "hung up".to_owned();
+                }
+            },
+        }
+    };
+    drop(media);
+    if let Some(p) = peer {
+        let _ = p.close().await;
+    }
+    let _ = events.send(CallEvent::Ended(ended));
+}

@@ -1,0 +1,517 @@
+//! The WebRTC side of a call, on webrtc-rs 0.21.1 behind Confer's own types: a peer
+//! connection with one VP8 video and one Opus audio track each way, offer/answer and trickle
+//! ICE as JSON that browsers speak too, encoded frames in, RTP out, and received RTP assembled
+//! into whole frames on tasks of their own (never inside the track's poll loop) and handed to
+//! the caller's channel.
+//!
+//! Signal payloads (relayed by confer-signal, opaque to it): `{"type":"offer"|"answer",
+//! "sdp":…}` (RTCSessionDescription's JSON) and `{"type":"candidate","candidate":{…}}` (an
+//! RTCIceCandidateInit: `candidate`, `sdpMid`, `sdpMLineIndex`, `usernameFragment`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtc::media::Sample;
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, mpsc};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::TrackLocalEvent;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, register_default_interceptors,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::sansio::Protocol;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use confer_protocol::{IceServer, SignalPayload};
+
+/// A failure of the WebRTC layer.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// webrtc-rs refused something.
+    #[error("WebRTC: {0}")]
+    WebRtc(#[from] webrtc::error::Error),
+    /// A signal payload that is not ours.
+    #[error("bad signal payload: {0}")]
+    Payload(String),
+}
+
+type Result<T> = std::result::Result<T, PeerError>;
+
+/// A signal payload of the call (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Signal {
+    /// The initiator's offer.
+    Offer {
+        /// SDP.
+        sdp: String,
+    },
+    /// The answer.
+    Answer {
+        /// SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate.
+    Candidate {
+        /// The candidate.
+        candidate: RTCIceCandidateInit,
+    },
+}
+
+impl Signal {
+    /// As a payload for confer-signal.
+    pub fn to_payload(&self) -> SignalPayload {
+        SignalPayload::from_json(&serde_json::to_string(self).expect("signals serialize"))
+            .expect("a JSON object")
+    }
+
+    /// From a payload; other payloads (chat over signaling is not a thing) are refused.
+    pub fn from_payload(payload: &SignalPayload) -> Result<Self> {
+        serde_json::from_str(payload.as_str()).map_err(|e| PeerError::Payload(e.to_string()))
+    }
+}
+
+/// What the peer connection reports.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// A local candidate to send to the other side.
+    Candidate(Signal),
+    /// The connection state changed.
+    State(RTCPeerConnectionState),
+    /// A whole received VP8 frame (and whether packets were lost before it).
+    Video {
+        /// The VP8 bitstream of one frame.
+        data: Bytes,
+        /// RTP timestamp (90 kHz).
+        rtp_timestamp: u32,
+        /// Packets lost since the previous frame.
+        lost_before: u16,
+    },
+    /// A received Opus packet (20 ms) with its RTP sequence number.
+    Audio {
+        /// Sequence number (for the jitter buffer).
+        seq: u16,
+        /// The Opus packet.
+        data: Bytes,
+    },
+}
+
+struct Handler {
+    events: mpsc::UnboundedSender<PeerEvent>,
+}
+
+/// Lets the far side's keyframe requests (PLI, FIR) through to the application. webrtc-rs's
+/// default chain ends inbound RTCP inside the interceptors, so without this a receiver that
+/// lost a keyframe would wait forever. Everything else inbound is left to the interceptors
+/// before it (registered last, it sees what they saw).
+#[derive(Default)]
+struct KeyframeRequests {
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                })
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(wanted);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.writes.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequests {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// Keyframe requests the far side sent for our video, for the encoder to answer.
+#[derive(Debug, Default)]
+pub struct KeyframeFlag {
+    wanted: AtomicBool,
+    received: AtomicU64,
+}
+
+impl KeyframeFlag {
+    /// Whether a keyframe was asked for since the last call (clears it).
+    pub fn take(&self) -> bool {
+        self.wanted.swap(false, Ordering::AcqRel)
+    }
+
+    /// Requests received so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
+/// How many late packets the video frame assembler waits for.
+const MAX_LATE: u16 = 256;
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(candidate) = event.candidate.to_json() {
+            let _ = self
+                .events
+                .send(PeerEvent::Candidate(Signal::Candidate { candidate }));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.events.send(PeerEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let events = self.events.clone();
+        tokio::spawn(receive(track, events));
+    }
+}
+
+/// Reads a remote track: RTP straight off the poll loop into a channel; a second task builds
+/// frames (video) or passes packets on (audio).
+async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<PeerEvent>) {
+    let kind = track.kind().await;
+    let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let assembler = tokio::spawn({
+        let track = Arc::clone(&track);
+        async move {
+            let mut builder = SampleBuilder::new(MAX_LATE, Vp8Packet::default(), 90_000)
+                .with_max_time_delay(Duration::from_millis(500));
+            while let Some(packet) = rx.recv().await {
+                let packet: rtc::rtp::Packet = packet;
+                if kind == RtpCodecKind::Audio {
+                    let _ = events.send(PeerEvent::Audio {
+                        seq: packet.header.sequence_number,
+                        data: packet.payload.clone(),
+                    });
+                    continue;
+                }
+                builder.push(Instant::now(), packet);
+                while let Some((sample, rtp_timestamp)) = builder.pop_with_timestamp(Instant::now())
+                {
+                    if sample.prev_dropped_packets > 0 {
+                        // Lost packets: the decoder's reference is gone; ask for a keyframe.
+                        let pli = PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc: ssrc,
+                        };
+                        let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+                    }
+                    let _ = events.send(PeerEvent::Video {
+                        data: sample.data,
+                        rtp_timestamp,
+                        lost_before: sample.prev_dropped_packets,
+                    });
+                }
+            }
+        }
+    });
+    while let Some(event) = track.poll().await {
+        let sent = match event {
+            // Opus packets pass whole; VP8 frames are assembled on the other task.
+            TrackRemoteEvent::OnRtpPacket(packet) => tx.send(packet).is_ok(),
+            TrackRemoteEvent::OnEnded => false,
+            _ => true,
+        };
+        if !sent {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = assembler.await;
+}
+
+/// A local track with its negotiated sending parameters.
+struct Outgoing {
+    track: Arc<TrackLocalStaticSample>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    payload_type: Mutex<Option<u8>>,
+}
+
+impl Outgoing {
+    async fn write(&self, data: Bytes, duration: Duration) -> Result<()> {
+        let mut pt = self.payload_type.lock().await;
+        if pt.is_none() {
+            let params = self.sender.get_parameters().await?;
+            *pt = params.rtp_parameters.codecs.first().map(|c| c.payload_type);
+        }
+        let Some(payload_type) = *pt else {
+            return Ok(()); // not negotiated (yet): nothing to send to
+        };
+        self.track
+            .sample_writer(self.ssrc, payload_type)
+            .write_sample(&Sample {
+                data,
+                duration,
+                ..Sample::new(Instant::now())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// One peer connection.
+pub struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    keyframes: Arc<KeyframeFlag>,
+    video: Outgoing,
+    audio: Outgoing,
+    /// Candidates that arrived before the remote description.
+    early: Mutex<Vec<RTCIceCandidateInit>>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer").finish_non_exhaustive()
+    }
+}
+
+fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    };
+    match kind {
+        RtpCodecKind::Audio => RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                rtcp_feedback: vec![fb("transport-cc", "")],
+            },
+            payload_type: 111,
+        },
+        _ => RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![
+                    fb("ccm", "fir"),
+                    fb("nack", ""),
+                    fb("nack", "pli"),
+                    fb("transport-cc", ""),
+                ],
+            },
+            payload_type: 96,
+        },
+    }
+}
+
+async fn outgoing(pc: &Arc<dyn PeerConnection>, kind: RtpCodecKind) -> Result<Outgoing> {
+    let ssrc = rand::random::<u32>();
+    let name = if kind == RtpCodecKind::Audio {
+        "audio"
+    } else {
+        "video"
+    };
+    let track = Arc::new(TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            "confer".into(),
+            format!("confer-{name}"),
+            format!("confer-{name}"),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec(kind).rtp_codec,
+                ..Default::default()
+            }],
+        ),
+    )?);
+    let sender = pc
+        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await?;
+    Ok(Outgoing {
+        track,
+        sender,
+        ssrc,
+        payload_type: Mutex::new(None),
+    })
+}
+
+impl Peer {
+    /// A peer connection using `ice_servers` (from `welcome`), bound to `bind_ip` (loopback in
+    /// tests: binding 0.0.0.0 skips loopback candidates). Events go to `events`.
+    pub async fn new(
+        ice_servers: &[IceServer],
+        bind_ip: std::net::IpAddr,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<Self> {
+        let mut media = MediaEngine::default();
+        media.register_codec(codec(RtpCodecKind::Video), RtpCodecKind::Video)?;
+        media.register_codec(codec(RtpCodecKind::Audio), RtpCodecKind::Audio)?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)?
+            .with(Slot::from(14_000), KeyframeRequests::default());
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(
+                ice_servers
+                    .iter()
+                    .map(|s| RTCIceServer {
+                        urls: s.urls.clone(),
+                        username: s.username.clone().unwrap_or_default(),
+                        credential: s.credential.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+            )
+            .build();
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(Handler { events }))
+            .with_udp_addrs(vec![format!("{bind_ip}:0")])
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let video = outgoing(&pc, RtpCodecKind::Video).await?;
+        let audio = outgoing(&pc, RtpCodecKind::Audio).await?;
+        let keyframes = Arc::new(KeyframeFlag::default());
+        tokio::spawn({
+            let track = Arc::clone(&video.track);
+            let keyframes = Arc::clone(&keyframes);
+            async move {
+                while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
+                    if !packets.is_empty() {
+                        keyframes.received.fetch_add(1, Ordering::Relaxed);
+                        keyframes.wanted.store(true, Ordering::Release);
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            pc,
+            keyframes,
+            video,
+            audio,
+            early: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Creates the offer (the initiator's first move).
+    pub async fn offer(&self) -> Result<Signal> {
+        let offer = self.pc.create_offer(None).await?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(offer).await?;
+        Ok(Signal::Offer { sdp })
+    }
+
+    /// Handles a signal from the other side; returns the answer to an offer.
+    pub async fn on_signal(&self, signal: Signal) -> Result<Option<Signal>> {
+        match signal {
+            Signal::Offer { sdp } => {
+                self.pc
+                    .set_remote_description(RTCSessionDescription::offer(sdp)?)
+                    .await?;
+                self.flush_candidates().await?;
+                let answer = self.pc.create_answer(None).await?;
+                let sdp = answer.sdp.clone();
+                self.pc.set_local_description(answer).await?;
+                Ok(Some(Signal::Answer { sdp }))
+            }
+            Signal::Answer { sdp } => {
+                self.pc
+                    .set_remote_description(RTCSessionDescription::answer(sdp)?)
+                    .await?;
+                self.flush_candidates().await?;
+                Ok(None)
+            }
+            Signal::Candidate { candidate } => {
+                if self.pc.remote_description().await.is_none() {
+                    self.early.lock().await.push(candidate);
+                } else {
+                    self.pc.add_ice_candidate(candidate).await?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    async fn flush_candidates(&self) -> Result<()> {
+        let early = std::mem::take(&mut *self.early.lock().await);
+        for candidate in early {
+            self.pc.add_ice_candidate(candidate).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one encoded VP8 frame lasting `duration` (the frame interval).
+    pub async fn send_video(&self, data: Bytes, duration: Duration) -> Result<()> {
+        self.video.write(data, duration).await
+    }
+
+    /// Sends one 20 ms Opus packet.
+    pub async fn send_audio(&self, data: Bytes) -> Result<()> {
+        self.audio.write(data, Duration::from_millis(20)).await
+    }
+
+    /// The far side's keyframe requests for our video.
+    pub fn keyframes(&self) -> Arc<KeyframeFlag> {
+        Arc::clone(&self.keyframes)
+    }
+
+    /// Closes the connection.
+    pub async fn close(&self) -> Result<()> {
+        self.pc.close().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! Two Confer peers call each other through a real confer-signal on loopback: real ICE, DTLS,
+//! SRTP and RTP over UDP sockets. Each sends the test pattern (VP8, 640x360) and tone bursts
+//! (Opus); each reads the frame marks of the video it decodes (in order, no duplicates, enough
+//! of them) and finds the tone bursts in the audio it plays out.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use confer_call::call::{CallConfig, CallEvent, CallHandle};
+use confer_media::mark;
+use confer_media::tone::BurstDetector;
+use confer_protocol::Role;
+use confer_signal::{Claims, Config, Server};
+
+const SECRET: &str = "a test secret that is long enough for HS256";
+
+/// What one side received in the measuring window.
+#[derive(Debug, Default)]
+struct Received {
+    frame_ids: Vec<u32>,
+    unmarked: usize,
+    bursts: usize,
+}
+
+async fn wait_connected(call: &mut CallHandle) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let event = tokio::time::timeout_at(deadline, call.next_event())
+            .await
+            .expect("connected within 15 s")
+            .expect("call running");
+        match event {
+            CallEvent::Connected => return,
+            CallEvent::Ended(why) => panic!("ended: {why}"),
+            _ => {}
+        }
+    }
+}
+
+/// Collects what arrives for `window`.
+async fn collect(call: &mut CallHandle, window: Duration) -> Received {
+    let mut got = Received::default();
+    let mut bursts = BurstDetector::new(1000.0, 0.005);
+    let end = tokio::time::Instant::now() + window;
+    while let Ok(Some(event)) = tokio::time::timeout_at(end, call.next_event()).await {
+        match event {
+            CallEvent::RemoteVideo(frame) => match mark::read(&frame) {
+                Some(m) => got.frame_ids.push(m.frame_id),
+                None => got.unmarked += 1,
+            },
+            CallEvent::RemoteAudio(samples) => bursts.push(&samples),
+            CallEvent::Ended(why) => panic!("ended: {why}"),
+            _ => {}
+        }
+    }
+    got.bursts = bursts.onsets().len();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_exchange_video_and_audio_through_the_signaling_server() {
+    let server = Server::bind(Config {
+        token_secret: Some(SECRET.into()),
+        ..Config::loopback()
+    })
+    .await
+    .expect("bind");
+    let handle = server.handle();
+    tokio::spawn(server.serve());
+    let token = |role| {
+        handle.tokens().issue(&Claims {
+            room: "media".into(),
+            role,
+            exp: confer_signal::unix_now() + 600,
+            name: None,
+            jti: format!("{role:?}"),
+            auto_admit: false,
+        })
+    };
+    let config = |role| CallConfig {
+        url: handle.ws_url(),
+        token: token(role),
+        name: Some(format!("{role:?}")),
+        video: "pattern:640x360".into(),
+        video_kbps: 600,
+        audio: "tone".into(),
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        auto_admit: true,
+    };
+    let started = Instant::now();
+    let mut host = CallHandle::join(config(Role::Host))
+        .await
+        .expect("host joins");
+    let mut guest = CallHandle::join(config(Role::Guest))
+        .await
+        .expect("guest joins");
+    let (h, g) = tokio::join!(wait_connected(&mut host), wait_connected(&mut guest));
+    let _ = (h, g);
+    eprintln!("connected after {:?}", started.elapsed());
+
+    let window = Duration::from_secs(4);
+    let (at_host, at_guest) = tokio::join!(collect(&mut host, window), collect(&mut guest, window));
+    for (side, got) in [("host", &at_host), ("guest", &at_guest)] {
+        eprintln!(
+            "{side}: {} frames ({} unmarked), ids {:?}…, {} bursts",
+            got.frame_ids.len(),
+            got.unmarked,
+            &got.frame_ids[..got.frame_ids.len().min(5)],
+            got.bursts
+        );
+        assert!(
+            got.frame_ids.len() >= 80,
+            "{side}: {} frames in 4 s",
+            got.frame_ids.len()
+        );
+        assert!(
+            got.frame_ids.windows(2).all(|w| w[1] > w[0]),
+            "{side}: frame ids in order without repeats"
+        );
+        let span = got.frame_ids.last().unwrap() - got.frame_ids.first().unwrap() + 1;
+        assert!(
+            got.frame_ids.len() as f64 >= 0.95 * f64::from(span),
+            "{side}: {} of {span} frames arrived",
+            got.frame_ids.len()
+        );
+        assert_eq!(
+            got.unmarked, 0,
+            "{side}: every decoded frame carries its mark"
+        );
+        assert!(
+            got.bursts >= 6,
+            "{side}: {} tone bursts in 4 s (one per 500 ms)",
+            got.bursts
+        );
+    }
+    host.hang_up();
+    guest.hang_up();
+    handle.shutdown().await;
+}
