@@ -149,7 +149,9 @@ fn start_media(
         std::thread::Builder::new()
             .name("confer-video-send".into())
             .spawn(move || {
-                let capture = Capture::start(video_source, Instant::now());
+                // Wall-clock stamps: a receiver on the same machine reads glass-to-glass time
+                // off the frame mark.
+                let capture = Capture::start_wall_clock(video_source);
                 while !stop.load(Ordering::Relaxed) {
                     let Some(frame) = capture.next(Duration::from_millis(200)) else {
                         continue;

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assembler;
 pub mod call;
 pub mod peer;
 pub mod signaling;

@@ -13,11 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::media::Sample;
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
@@ -42,6 +40,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use confer_protocol::{IceServer, SignalPayload};
+
+use crate::assembler::FrameAssembler;
 
 /// A failure of the WebRTC layer.
 #[derive(Debug, thiserror::Error)]
@@ -196,9 +196,6 @@ impl KeyframeFlag {
     }
 }
 
-/// How many late packets the video frame assembler waits for.
-const MAX_LATE: u16 = 256;
-
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
@@ -228,8 +225,7 @@ async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<Peer
     let assembler = tokio::spawn({
         let track = Arc::clone(&track);
         async move {
-            let mut builder = SampleBuilder::new(MAX_LATE, Vp8Packet::default(), 90_000)
-                .with_max_time_delay(Duration::from_millis(500));
+            let mut assembler = FrameAssembler::new();
             while let Some(packet) = rx.recv().await {
                 let packet: rtc::rtp::Packet = packet;
                 if kind == RtpCodecKind::Audio {
@@ -239,10 +235,8 @@ async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<Peer
                     });
                     continue;
                 }
-                builder.push(Instant::now(), packet);
-                while let Some((sample, rtp_timestamp)) = builder.pop_with_timestamp(Instant::now())
-                {
-                    if sample.prev_dropped_packets > 0 {
+                for frame in assembler.push(&packet) {
+                    if frame.lost_before > 0 {
                         // Lost packets: the decoder's reference is gone; ask for a keyframe.
                         let pli = PictureLossIndication {
                             sender_ssrc: 0,
@@ -251,9 +245,9 @@ async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<Peer
                         let _ = track.write_rtcp(vec![Box::new(pli)]).await;
                     }
                     let _ = events.send(PeerEvent::Video {
-                        data: sample.data,
-                        rtp_timestamp,
-                        lost_before: sample.prev_dropped_packets,
+                        data: frame.data,
+                        rtp_timestamp: frame.rtp_timestamp,
+                        lost_before: frame.lost_before,
                     });
                 }
             }

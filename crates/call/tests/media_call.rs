@@ -10,9 +10,9 @@ use confer_call::call::{CallConfig, CallEvent, CallHandle};
 use confer_media::mark;
 use confer_media::tone::BurstDetector;
 use confer_protocol::Role;
-use confer_signal::{Claims, Config, Server};
+use confer_signal::Config;
 
-const SECRET: &str = "a test secret that is long enough for HS256";
+mod common;
 
 /// What one side received in the measuring window.
 #[derive(Debug, Default)]
@@ -59,27 +59,10 @@ async fn collect(call: &mut CallHandle, window: Duration) -> Received {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_exchange_video_and_audio_through_the_signaling_server() {
-    let server = Server::bind(Config {
-        token_secret: Some(SECRET.into()),
-        ..Config::loopback()
-    })
-    .await
-    .expect("bind");
-    let handle = server.handle();
-    tokio::spawn(server.serve());
-    let token = |role| {
-        handle.tokens().issue(&Claims {
-            room: "media".into(),
-            role,
-            exp: confer_signal::unix_now() + 600,
-            name: None,
-            jti: format!("{role:?}"),
-            auto_admit: false,
-        })
-    };
+    let (handle, _task) = common::start(Config::loopback()).await;
     let config = |role| CallConfig {
         url: handle.ws_url(),
-        token: token(role),
+        token: common::token(&handle, "media", role),
         name: Some(format!("{role:?}")),
         video: "pattern:640x360".into(),
         video_kbps: 600,

@@ -6,31 +6,10 @@ use std::time::Duration;
 
 use confer_call::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
 use confer_protocol::{ParticipantState, Role, SignalPayload};
-use confer_signal::{Claims, Config, Server, ServerHandle};
+use confer_signal::{Config, ServerHandle};
 
-const SECRET: &str = "a test secret that is long enough for HS256";
-
-async fn start(config: Config) -> (ServerHandle, tokio::task::JoinHandle<()>) {
-    let server = Server::bind(Config {
-        token_secret: Some(SECRET.into()),
-        ..config
-    })
-    .await
-    .expect("bind");
-    let handle = server.handle();
-    (handle, tokio::spawn(server.serve()))
-}
-
-fn token(handle: &ServerHandle, room: &str, role: Role) -> String {
-    handle.tokens().issue(&Claims {
-        room: room.into(),
-        role,
-        exp: confer_signal::unix_now() + 600,
-        name: None,
-        jti: format!("{room}-{role:?}"),
-        auto_admit: false,
-    })
-}
+mod common;
+use common::{start, token};
 
 fn fast() -> Backoff {
     Backoff {

@@ -110,8 +110,21 @@ impl std::fmt::Debug for Capture {
 const QUEUE: usize = 2;
 
 impl Capture {
-    /// Starts capturing from `source` on a new thread.
-    pub fn start(mut source: Box<dyn VideoSource>, epoch: Instant) -> Self {
+    /// Starts capturing from `source` on a new thread, stamping frames in µs since `epoch`.
+    pub fn start(source: Box<dyn VideoSource>, epoch: Instant) -> Self {
+        Self::start_with_clock(source, move || epoch.elapsed().as_micros() as u64)
+    }
+
+    /// Starts capturing, stamping frames with the wall clock ([`crate::mark::wall_clock_us`]),
+    /// so a receiver in another process on the same machine can measure glass-to-glass time.
+    pub fn start_wall_clock(source: Box<dyn VideoSource>) -> Self {
+        Self::start_with_clock(source, crate::mark::wall_clock_us)
+    }
+
+    fn start_with_clock(
+        mut source: Box<dyn VideoSource>,
+        clock: impl Fn() -> u64 + Send + 'static,
+    ) -> Self {
         let size = source.size();
         let fps = source.fps().clamp(1.0, 120.0);
         let shared = Arc::new(Shared {
@@ -134,7 +147,7 @@ impl Capture {
                     }
                     // Ticks missed while the source was slow are skipped, not caught up.
                     next = (next + period).max(Instant::now());
-                    let capture_us = epoch.elapsed().as_micros() as u64;
+                    let capture_us = clock();
                     match source.next_frame(capture_us) {
                         Ok(frame) => {
                             worker.captured.fetch_add(1, Ordering::Relaxed);

@@ -16,6 +16,20 @@ const ROWS: u32 = 4;
 const SYNC: u8 = 0b1011_0010;
 const TS_BITS: u32 = 40;
 
+/// Microseconds since the Unix epoch: the capture stamp peers on one machine (tests,
+/// benchmarks) can compare across processes. Only its low 40 bits travel in the mark.
+pub fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// How long ago, in µs, a mark stamped `capture_us` (modulo 2^40) was taken, at `now_us`.
+pub fn age_us(capture_us: u64, now_us: u64) -> u64 {
+    let mask = (1u64 << TS_BITS) - 1;
+    (now_us & mask).wrapping_sub(capture_us & mask) & mask
+}
+
 /// What a mark carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
@@ -133,6 +147,15 @@ pub fn read(frame: &VideoFrame) -> Option<Mark> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_wrap_with_the_stamp() {
+        let mask = (1u64 << TS_BITS) - 1;
+        assert_eq!(age_us(1_000, 1_750), 750);
+        // The stamp wrapped between capture and now.
+        assert_eq!(age_us(mask - 9, (1 << 40) + 20), 30);
+        assert!(wall_clock_us() > 1_700_000_000_000_000);
+    }
 
     #[test]
     fn round_trips_exactly_and_rejects_what_is_not_a_mark() {

@@ -1,0 +1,167 @@
+//! Call-level figures for two Confer peers on loopback through a real confer-signal:
+//!
+//! 1. Call setup: from both sides calling `CallHandle::join` to the first decoded remote frame
+//!    on both sides (the later of the two), over `--calls` calls (fresh room each).
+//! 2. Glass-to-glass before display: for every decoded frame, the wall-clock time since its
+//!    capture (the stamp travels in the frame mark), p50/p95, at 640x360 and 1280x720, 30 fps.
+//! 3. CPU per peer: the process's user+system CPU over the measuring window, halved (both peers
+//!    and the signaling server run in this process; the server's share is negligible).
+//!
+//! Run: `cargo bench -p confer-call --bench call [-- --calls 20 --seconds 10]`
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use confer_call::call::{CallConfig, CallEvent, CallHandle};
+use confer_media::mark;
+use confer_protocol::Role;
+use confer_signal::{Config, ServerHandle};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../../media/benches/stats.rs"]
+mod stats;
+use stats::arg;
+
+fn pct(v: &mut [f64], p: usize) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(v.len() * p / 100).min(v.len() - 1)]
+}
+
+fn config(handle: &ServerHandle, room: &str, role: Role, video: &str, kbps: u32) -> CallConfig {
+    CallConfig {
+        url: handle.ws_url(),
+        token: common::token(handle, room, role),
+        name: None,
+        video: video.into(),
+        video_kbps: kbps,
+        audio: "tone".into(),
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        auto_admit: true,
+    }
+}
+
+async fn first_frame(call: &mut CallHandle) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), call.next_event()).await {
+            Ok(Some(CallEvent::RemoteVideo(_))) => return,
+            Ok(Some(CallEvent::Ended(why))) => panic!("ended: {why}"),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => panic!("no remote frame within 20 s"),
+        }
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    // /proc/self/stat fields 14 and 15: utime and stime in clock ticks (100 per second here).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn setup(handle: &ServerHandle, calls: u64) {
+    let mut ms = Vec::new();
+    for n in 0..calls {
+        let room = format!("setup-{n}");
+        let started = Instant::now();
+        let (host, guest) = tokio::join!(
+            CallHandle::join(config(handle, &room, Role::Host, "pattern:640x360", 600)),
+            CallHandle::join(config(handle, &room, Role::Guest, "pattern:640x360", 600)),
+        );
+        let (mut host, mut guest) = (host.expect("host"), guest.expect("guest"));
+        tokio::join!(first_frame(&mut host), first_frame(&mut guest));
+        ms.push(started.elapsed().as_secs_f64() * 1e3);
+        host.hang_up();
+        guest.hang_up();
+        while host.next_event().await.is_some() {}
+        while guest.next_event().await.is_some() {}
+    }
+    println!(
+        "call setup (join → first decoded frame on both sides), {calls} calls: p50 {:.0} ms, p95 {:.0} ms",
+        pct(&mut ms.clone(), 50),
+        pct(&mut ms, 95)
+    );
+}
+
+async fn glass_to_glass(handle: &ServerHandle, video: &str, kbps: u32, seconds: u64) {
+    let room = format!("g2g-{video}");
+    let mut host = CallHandle::join(config(handle, &room, Role::Host, video, kbps))
+        .await
+        .expect("host");
+    let mut guest = CallHandle::join(config(handle, &room, Role::Guest, video, kbps))
+        .await
+        .expect("guest");
+    tokio::join!(first_frame(&mut host), first_frame(&mut guest));
+    // Let the encoder's rate control settle for a second before measuring.
+    let settle = tokio::time::Instant::now() + Duration::from_secs(1);
+    while tokio::time::timeout_at(settle, async {
+        tokio::select! { _ = host.next_event() => {}, _ = guest.next_event() => {} }
+    })
+    .await
+    .is_ok()
+    {}
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    let mut ages = Vec::new();
+    let mut frames = 0u64;
+    loop {
+        let event = tokio::time::timeout_at(end, async {
+            tokio::select! { e = host.next_event() => e, e = guest.next_event() => e }
+        })
+        .await;
+        let Ok(event) = event else { break };
+        if let Some(CallEvent::RemoteVideo(frame)) = event {
+            frames += 1;
+            if let Some(m) = mark::read(&frame) {
+                ages.push(mark::age_us(m.capture_us, mark::wall_clock_us()) as f64 / 1e3);
+            }
+        }
+    }
+    let cpu = (cpu_seconds() - cpu0) / t0.elapsed().as_secs_f64();
+    println!(
+        "{video} @ {kbps} kbit/s, {seconds} s: glass-to-glass (capture → decoded) p50 {:.1} ms, p95 {:.1} ms; \
+         {:.1} frames/s received per peer; CPU per peer {:.0}% of a core; RSS {:.0} MiB (both peers + server)",
+        pct(&mut ages.clone(), 50),
+        pct(&mut ages, 95),
+        frames as f64 / 2.0 / seconds as f64,
+        cpu * 100.0 / 2.0,
+        rss_mib()
+    );
+    host.hang_up();
+    guest.hang_up();
+    while host.next_event().await.is_some() {}
+    while guest.next_event().await.is_some() {}
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (handle, _server) = common::start(Config::loopback()).await;
+        let seconds = arg("--seconds", 10) as u64;
+        setup(&handle, arg("--calls", 20) as u64).await;
+        glass_to_glass(&handle, "pattern:640x360", 600, seconds).await;
+        glass_to_glass(&handle, "pattern:1280x720", 1500, seconds).await;
+        handle.shutdown().await;
+    });
+}
