@@ -53,6 +53,9 @@ pub enum CallEvent {
     Signaling(SignalEvent),
     /// Media flows (the peer connection is connected).
     Connected,
+    /// The verification code to compare aloud with the other person (a mismatch means
+    /// someone is in the middle).
+    VerificationCode(String),
     /// The peer connection failed or closed.
     Disconnected(String),
     /// A decoded remote video frame.
@@ -360,6 +363,9 @@ async fn run(
                                         Ok(m) => {
                                             media = Some(m);
                                             let _ = events.send(CallEvent::Connected);
+                                            if let Some(code) = p.verification_code().await {
+                                                let _ = events.send(CallEvent::VerificationCode(code));
+                                            }
                                         }
                                         Err(e) => { let _ = events.send(CallEvent::Warning(e)); }
                                     }

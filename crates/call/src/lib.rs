@@ -8,4 +8,5 @@
 pub mod assembler;
 pub mod call;
 pub mod peer;
+pub mod sas;
 pub mod signaling;

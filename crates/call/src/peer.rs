@@ -498,6 +498,14 @@ impl Peer {
         self.audio.write(data, Duration::from_millis(20)).await
     }
 
+    /// The verification code both people read aloud ([`crate::sas`]), once both descriptions
+    /// are set.
+    pub async fn verification_code(&self) -> Option<String> {
+        let local = self.pc.local_description().await?;
+        let remote = self.pc.remote_description().await?;
+        crate::sas::from_sdp(&local.sdp, &remote.sdp)
+    }
+
     /// The far side's keyframe requests for our video.
     pub fn keyframes(&self) -> Arc<KeyframeFlag> {
         Arc::clone(&self.keyframes)

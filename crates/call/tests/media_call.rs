@@ -22,7 +22,8 @@ struct Received {
     bursts: usize,
 }
 
-async fn wait_connected(call: &mut CallHandle) {
+/// Waits for the call to connect; returns its verification code.
+async fn wait_connected(call: &mut CallHandle) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let event = tokio::time::timeout_at(deadline, call.next_event())
@@ -30,7 +31,7 @@ async fn wait_connected(call: &mut CallHandle) {
             .expect("connected within 15 s")
             .expect("call running");
         match event {
-            CallEvent::Connected => return,
+            CallEvent::VerificationCode(code) => return code,
             CallEvent::Ended(why) => panic!("ended: {why}"),
             _ => {}
         }
@@ -78,7 +79,7 @@ async fn two_peers_exchange_video_and_audio_through_the_signaling_server() {
         .await
         .expect("guest joins");
     let (h, g) = tokio::join!(wait_connected(&mut host), wait_connected(&mut guest));
-    let _ = (h, g);
+    assert_eq!(h, g, "both read the same verification code");
     eprintln!("connected after {:?}", started.elapsed());
 
     let window = Duration::from_secs(4);
