@@ -1,0 +1,179 @@
+//! Call links (`http(s)://server/join/<room>#<token>`, the shape of confer-signal's invite
+//! links; the token rides in the fragment, which is never sent to a server) and room creation.
+
+use std::fmt;
+
+use confer_protocol::{CreateRoomRequest, CreateRoomResponse};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A parsed call link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Link {
+    /// `http` or `https`.
+    secure: bool,
+    /// `host:port`.
+    authority: String,
+    /// Room id.
+    pub(crate) room: String,
+    /// Room token.
+    pub(crate) token: String,
+}
+
+fn bad(link: &str, why: &str) -> String {
+    format!(
+        "{link:?} is not a Confer link ({why}); it looks like http://server/join/<room>#<token>"
+    )
+}
+
+fn split_server(server: &str) -> Result<(bool, &str), String> {
+    let (secure, rest) = if let Some(rest) = server.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = server.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(bad(server, "it must start with http:// or https://"));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(bad(server, "no server address"));
+    }
+    Ok((secure, authority))
+}
+
+impl Link {
+    /// Parses a link.
+    pub(crate) fn parse(link: &str) -> Result<Self, String> {
+        let (secure, authority) = split_server(link.trim())?;
+        let (path, token) = link
+            .trim()
+            .split_once('#')
+            .ok_or_else(|| bad(link, "no #token at the end"))?;
+        let room = path
+            .rsplit_once("/join/")
+            .map(|(_, room)| room.trim_end_matches('/'))
+            .filter(|r| !r.is_empty() && !r.contains('/'))
+            .ok_or_else(|| bad(link, "no /join/<room>"))?;
+        if token.is_empty() || token.contains(char::is_whitespace) {
+            return Err(bad(link, "the token is empty or broken"));
+        }
+        Ok(Self {
+            secure,
+            authority: authority.to_owned(),
+            room: room.to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    /// The link for `token` in `room` on `server`.
+    pub(crate) fn for_token(server: &str, room: &str, token: &str) -> Result<Self, String> {
+        let (secure, authority) = split_server(server)?;
+        Ok(Self {
+            secure,
+            authority: authority.to_owned(),
+            room: room.to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    /// The signaling WebSocket URL.
+    pub(crate) fn ws_url(&self) -> String {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.authority, confer_protocol::WS_PATH)
+    }
+}
+
+impl fmt::Display for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.secure { "https" } else { "http" };
+        write!(
+            f,
+            "{scheme}://{}/join/{}#{}",
+            self.authority, self.room, self.token
+        )
+    }
+}
+
+/// `POST /v1/rooms` on `server` (plain http; for an https server create the room with curl as
+/// the README shows — this headless client carries no TLS stack for HTTP).
+pub(crate) async fn create_room(
+    server: &str,
+    api_key: &str,
+    host_name: Option<&str>,
+) -> Result<CreateRoomResponse, String> {
+    let (secure, authority) = split_server(server)?;
+    if secure {
+        return Err(
+            "confer host speaks plain http only; for https servers create the room \
+                    with curl (see the README)"
+                .into(),
+        );
+    }
+    let body = serde_json::to_string(&CreateRoomRequest {
+        host_name: host_name.map(str::to_owned),
+        ..Default::default()
+    })
+    .expect("request serializes");
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| format!("cannot reach {server}: {e}"))?;
+    let request = format!(
+        "POST /v1/rooms HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {api_key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("{server}: {e}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| format!("{server}: {e}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{server}: not an HTTP answer"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("{server}: not an HTTP answer"))?;
+    match status {
+        201 => serde_json::from_str(body).map_err(|e| format!("{server}: unexpected answer: {e}")),
+        401 => Err(format!("{server} refused the API key")),
+        _ => Err(format!("{server} answered {status}: {}", body.trim())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_parse_to_the_websocket_and_back() {
+        let l = Link::parse("http://127.0.0.1:8443/join/abc123#eyJ.tok.en").expect("link");
+        assert_eq!(l.ws_url(), "ws://127.0.0.1:8443/v1/ws");
+        assert_eq!(
+            (l.room.as_str(), l.token.as_str()),
+            ("abc123", "eyJ.tok.en")
+        );
+        assert_eq!(
+            l.to_string(),
+            "http://127.0.0.1:8443/join/abc123#eyJ.tok.en"
+        );
+        let s = Link::parse("https://confer.example/join/r#t").expect("link");
+        assert_eq!(s.ws_url(), "wss://confer.example/v1/ws");
+        for bad in [
+            "127.0.0.1:8443/join/r#t",
+            "http://127.0.0.1:8443/join/r",
+            "http://127.0.0.1:8443/rooms/r#t",
+            "http:///join/r#t",
+            "http://h/join/#t",
+            "http://h/join/r#",
+        ] {
+            let err = Link::parse(bad).expect_err(bad);
+            assert!(err.contains("not a Confer link"), "{bad}: {err}");
+        }
+    }
+}

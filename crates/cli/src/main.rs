@@ -1,0 +1,263 @@
+//! `confer`: a real call participant without a window, for tests, benchmarks, bots and demos.
+//!
+//! ```text
+//! confer host --server http://127.0.0.1:8443 [--api-key KEY] [--name "Dr. Ada"]
+//! confer call <link> [--video pattern|pattern:WxH|file:x.y4m|camera:<id>]
+//!                    [--audio tone|speech|file:x.wav|mic[:<id>]] [--admit]
+//!                    [--duration 30s] [--stats-json out.json]
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use confer_call::call::{CallConfig, CallEvent, CallHandle};
+use confer_call::signaling::SignalEvent;
+use confer_media::mark;
+use confer_media::tone::BurstDetector;
+
+mod link;
+use link::Link;
+
+#[derive(Parser)]
+#[command(
+    name = "confer",
+    version,
+    about = "Confer without a window: host rooms, join calls"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates a room and prints the host's link and the guest's invite link.
+    Host {
+        /// The signaling server (http://host:port).
+        #[arg(long, default_value = "http://127.0.0.1:8443")]
+        server: String,
+        /// The server's API key.
+        #[arg(long, env = "CONFER_API_KEY")]
+        api_key: String,
+        /// The host's display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Joins a call from a link and takes part until the duration is over.
+    Call {
+        /// A link from `confer host` or an invite link.
+        link: String,
+        /// Video source.
+        #[arg(long, default_value = "pattern:640x360")]
+        video: String,
+        /// Video bitrate, kbit/s.
+        #[arg(long, default_value_t = 600)]
+        video_kbps: u32,
+        /// Audio source.
+        #[arg(long, default_value = "tone")]
+        audio: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// As host: let in whoever knocks.
+        #[arg(long)]
+        admit: bool,
+        /// How long to stay once connected (e.g. 30s, 2m).
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Write what was received to this file as JSON.
+        #[arg(long)]
+        stats_json: Option<std::path::PathBuf>,
+        /// Address to gather ICE candidates on.
+        #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+        bind: IpAddr,
+    },
+}
+
+/// What `confer call` reports.
+#[derive(Debug, Default, Serialize)]
+struct Stats {
+    connected_after_ms: Option<f64>,
+    verification_code: Option<String>,
+    frames_decoded: u64,
+    frames_marked: u64,
+    frames_out_of_order: u64,
+    frames_repeated: u64,
+    frames_missing: u64,
+    glass_to_glass_p50_ms: Option<f64>,
+    glass_to_glass_p95_ms: Option<f64>,
+    audio_ms_played: u64,
+    tone_bursts_detected: u64,
+    warnings: Vec<String>,
+    ended: Option<String>,
+}
+
+fn percentile(v: &mut [f64], p: usize) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[(v.len() * p / 100).min(v.len() - 1)])
+}
+
+async fn host(server: &str, api_key: &str, name: Option<String>) -> Result<(), String> {
+    let room = link::create_room(server, api_key, name.as_deref()).await?;
+    let host_link = Link::for_token(server, &room.room, &room.host_token)?;
+    println!("room {}", room.room);
+    println!("host link (keep it to yourself): {host_link}");
+    println!("guest invite link: {}", room.guest_url);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    link: &str,
+    video: String,
+    video_kbps: u32,
+    audio: String,
+    name: Option<String>,
+    admit: bool,
+    duration: Duration,
+    bind: IpAddr,
+) -> Result<Stats, String> {
+    let link = Link::parse(link)?;
+    let started = Instant::now();
+    let mut call = CallHandle::join(CallConfig {
+        url: link.ws_url(),
+        token: link.token.clone(),
+        name,
+        video,
+        video_kbps,
+        audio,
+        bind_ip: bind,
+        auto_admit: admit,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut stats = Stats::default();
+    let mut ages = Vec::new();
+    let mut last_id: Option<u32> = None;
+    let mut bursts = BurstDetector::new(1000.0, 0.005);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, call.next_event()).await {
+                Ok(e) => e,
+                Err(_) => {
+                    call.hang_up();
+                    deadline = None;
+                    continue;
+                }
+            },
+            None => call.next_event().await,
+        };
+        let Some(event) = next else { break };
+        match event {
+            CallEvent::Connected => {
+                stats.connected_after_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+                deadline = Some(tokio::time::Instant::now() + duration);
+                eprintln!(
+                    "connected after {:.0} ms",
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+            }
+            CallEvent::VerificationCode(code) => {
+                eprintln!(
+                    "verification code: {code} (read it aloud; it must match the other side)"
+                );
+                stats.verification_code = Some(code);
+            }
+            CallEvent::RemoteVideo(frame) => {
+                stats.frames_decoded += 1;
+                if let Some(m) = mark::read(&frame) {
+                    stats.frames_marked += 1;
+                    ages.push(mark::age_us(m.capture_us, mark::wall_clock_us()) as f64 / 1e3);
+                    match last_id {
+                        Some(last) if m.frame_id == last => stats.frames_repeated += 1,
+                        Some(last) if m.frame_id < last => stats.frames_out_of_order += 1,
+                        Some(last) => stats.frames_missing += u64::from(m.frame_id - last - 1),
+                        None => {}
+                    }
+                    last_id = Some(last_id.map_or(m.frame_id, |l| l.max(m.frame_id)));
+                }
+            }
+            CallEvent::RemoteAudio(samples) => {
+                stats.audio_ms_played += 10;
+                bursts.push(&samples);
+            }
+            CallEvent::Signaling(SignalEvent::Joined { role, state, .. }) => {
+                eprintln!("joined as {role:?}, {state:?}");
+            }
+            CallEvent::Signaling(SignalEvent::Knock { peer, name }) => {
+                eprintln!(
+                    "{} is waiting{}",
+                    name.unwrap_or(peer),
+                    if admit { "; admitting" } else { "" }
+                );
+            }
+            CallEvent::Signaling(other) => eprintln!("{other:?}"),
+            CallEvent::Disconnected(why) => eprintln!("media disconnected: {why}"),
+            CallEvent::Warning(w) => {
+                eprintln!("warning: {w}");
+                stats.warnings.push(w);
+            }
+            CallEvent::Ended(why) => {
+                eprintln!("call ended: {why}");
+                stats.ended = Some(why);
+            }
+        }
+    }
+    stats.glass_to_glass_p50_ms = percentile(&mut ages, 50);
+    stats.glass_to_glass_p95_ms = percentile(&mut ages, 95);
+    stats.tone_bursts_detected = bursts.onsets().len() as u64;
+    Ok(stats)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Host {
+            server,
+            api_key,
+            name,
+        } => host(&server, &api_key, name).await,
+        Command::Call {
+            link,
+            video,
+            video_kbps,
+            audio,
+            name,
+            admit,
+            duration,
+            stats_json,
+            bind,
+        } => match call(&link, video, video_kbps, audio, name, admit, duration, bind).await {
+            Ok(stats) => {
+                let json = serde_json::to_string_pretty(&stats).expect("stats serialize");
+                match stats_json {
+                    Some(path) => std::fs::write(&path, json)
+                        .map_err(|e| format!("writing {}: {e}", path.display())),
+                    None => {
+                        println!("{json}");
+                        Ok(())
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("confer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
