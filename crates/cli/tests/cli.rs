@@ -111,47 +111,26 @@ async fn host_and_guest_call_each_other_from_the_command_line() {
     handle.shutdown().await;
 }
 
+/// Runs `confer args…`, expects it to fail, and returns what it said.
+async fn fails(args: &[&str]) -> String {
+    let out = confer().args(args).output().await.expect("confer");
+    assert!(!out.status.success(), "{args:?} succeeded");
+    text(&out)
+}
+
 #[tokio::test]
 async fn bad_links_and_unreachable_servers_are_explained() {
-    let out = confer()
-        .args(["call", "http://127.0.0.1:1/rooms/x", "--duration", "1s"])
-        .output()
-        .await
-        .expect("confer");
-    assert!(!out.status.success());
-    assert!(text(&out).contains("not a Confer link"), "{}", text(&out));
+    let said = fails(&["call", "http://127.0.0.1:1/rooms/x", "--duration", "1s"]).await;
+    assert!(said.contains("not a Confer link"), "{said}");
 
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = free.local_addr().expect("addr").port();
     drop(free);
-    let out = confer()
-        .args([
-            "call",
-            &format!("http://127.0.0.1:{port}/join/r#t"),
-            "--duration",
-            "1s",
-        ])
-        .output()
-        .await
-        .expect("confer");
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("cannot reach the signaling server"),
-        "{}",
-        text(&out)
-    );
+    let link = format!("http://127.0.0.1:{port}/join/r#t");
+    let said = fails(&["call", &link, "--duration", "1s"]).await;
+    assert!(said.contains("cannot reach the signaling server"), "{said}");
 
-    let out = confer()
-        .args([
-            "host",
-            "--server",
-            &format!("http://127.0.0.1:{port}"),
-            "--api-key",
-            "k",
-        ])
-        .output()
-        .await
-        .expect("confer");
-    assert!(!out.status.success());
-    assert!(text(&out).contains("cannot reach"), "{}", text(&out));
+    let server = format!("http://127.0.0.1:{port}");
+    let said = fails(&["host", "--server", &server, "--api-key", "k"]).await;
+    assert!(said.contains("cannot reach"), "{said}");
 }
