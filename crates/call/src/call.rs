@@ -62,6 +62,18 @@ pub enum CallEvent {
     RemoteVideo(VideoFrame),
     /// 10 ms of decoded remote audio (48 kHz mono), paced at real time.
     RemoteAudio(Vec<f32>),
+    /// A chat message from the other side (a delivery receipt has been sent back).
+    Chat {
+        /// Message id (the sender's).
+        id: String,
+        /// The text.
+        text: String,
+    },
+    /// The other side received our chat message `id`.
+    ChatDelivered {
+        /// The id [`CallHandle::send_chat`] returned.
+        id: String,
+    },
     /// Something went wrong that the call survives.
     Warning(String),
     /// The call is over.
@@ -70,8 +82,22 @@ pub enum CallEvent {
 
 enum Command {
     Admit(String),
+    Chat(String),
     HangUp,
 }
+
+/// What travels on the data channel (JSON text messages, ordered and reliable).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "t", rename_all = "kebab-case")]
+enum DataMessage {
+    /// A chat message.
+    Chat { id: String, text: String },
+    /// "I have your message `id`".
+    Receipt { id: String },
+}
+
+/// Longest chat message accepted (characters).
+pub const MAX_CHAT_CHARS: usize = 4_000;
 
 /// A call in progress.
 #[derive(Debug)]
@@ -105,6 +131,25 @@ impl CallHandle {
     /// Host: let a waiting guest in.
     pub fn admit(&self, peer: &str) {
         let _ = self.commands.send(Command::Admit(peer.to_owned()));
+    }
+
+    /// Sends a chat message; returns its id ([`CallEvent::ChatDelivered`] follows when it has
+    /// arrived). Messages sent before the data channel opens wait for it. Text longer than
+    /// [`MAX_CHAT_CHARS`] is refused.
+    pub fn send_chat(&self, text: &str) -> Result<String, String> {
+        if text.chars().count() > MAX_CHAT_CHARS {
+            return Err(format!(
+                "a chat message holds at most {MAX_CHAT_CHARS} characters"
+            ));
+        }
+        let id = format!("{:016x}", rand::random::<u64>());
+        let message = DataMessage::Chat {
+            id: id.clone(),
+            text: text.to_owned(),
+        };
+        let json = serde_json::to_string(&message).expect("chat serializes");
+        let _ = self.commands.send(Command::Chat(json));
+        Ok(id)
     }
 
     /// Hangs up.
@@ -299,6 +344,9 @@ async fn run(
     let mut peer: Option<Arc<Peer>> = None;
     let mut media: Option<Media> = None;
     let epoch = Instant::now();
+    // Chat waiting for the data channel.
+    let mut outbox: Vec<String> = Vec::new();
+    let mut data_open = false;
     let ended = loop {
         tokio::select! {
             event = signaling.next_event() => {
@@ -314,8 +362,9 @@ async fn run(
                         match Peer::new(&ice_servers, config.bind_ip, peer_tx.clone()).await {
                             Ok(p) => {
                                 let p = Arc::new(p);
+                                data_open = false;
                                 if *initiator {
-                                    match p.offer().await {
+                                    match p.offer(peer_tx.clone()).await {
                                         Ok(offer) => signaling.signal(offer.to_payload()),
                                         Err(e) => { let _ = events.send(CallEvent::Warning(e.to_string())); }
                                     }
@@ -382,6 +431,29 @@ async fn run(
                             let _ = m.video_rx.send((data, lost_before));
                         }
                     }
+                    PeerEvent::DataOpen => {
+                        data_open = true;
+                        if let Some(p) = &peer {
+                            for json in outbox.drain(..) {
+                                p.send_data(&json).await;
+                            }
+                        }
+                    }
+                    PeerEvent::Data(text) => match serde_json::from_str::<DataMessage>(&text) {
+                        Ok(DataMessage::Chat { id, text }) => {
+                            if let Some(p) = &peer {
+                                let receipt = DataMessage::Receipt { id: id.clone() };
+                                p.send_data(&serde_json::to_string(&receipt).expect("serializes")).await;
+                            }
+                            let _ = events.send(CallEvent::Chat { id, text });
+                        }
+                        Ok(DataMessage::Receipt { id }) => {
+                            let _ = events.send(CallEvent::ChatDelivered { id });
+                        }
+                        Err(e) => {
+                            let _ = events.send(CallEvent::Warning(format!("data channel: {e}")));
+                        }
+                    },
                     PeerEvent::Audio { seq, data } => {
                         if let Some(m) = &media {
                             let arrival = epoch.elapsed().as_micros() as u64;
@@ -392,6 +464,10 @@ async fn run(
             }
             command = commands.recv() => match command {
                 Some(Command::Admit(guest)) => signaling.admit(&guest),
+                Some(Command::Chat(json)) => match &peer {
+                    Some(p) if data_open && p.send_data(&json).await => {}
+                    _ => outbox.push(json),
+                },
                 Some(Command::HangUp) | None => {
                     signaling.leave();
                     break "hung up".to_owned();

@@ -22,6 +22,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc};
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::TrackLocalEvent;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
@@ -106,6 +107,10 @@ pub enum PeerEvent {
         /// Packets lost since the previous frame.
         lost_before: u16,
     },
+    /// The data channel (chat, control) is open.
+    DataOpen,
+    /// A text message on the data channel.
+    Data(String),
     /// A received Opus packet (20 ms) with its RTP sequence number.
     Audio {
         /// Sequence number (for the jitter buffer).
@@ -117,6 +122,30 @@ pub enum PeerEvent {
 
 struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
+    data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
+}
+
+/// The label of Confer's one data channel (ordered, reliable): chat, receipts, control.
+pub const DATA_CHANNEL: &str = "confer";
+
+/// Delivers a data channel's open and text messages as events.
+async fn serve_data(channel: Arc<dyn DataChannel>, events: mpsc::UnboundedSender<PeerEvent>) {
+    while let Some(event) = channel.poll().await {
+        let event = match event {
+            DataChannelEvent::OnOpen => PeerEvent::DataOpen,
+            DataChannelEvent::OnMessage(msg) if msg.is_string => {
+                match String::from_utf8(msg.data.to_vec()) {
+                    Ok(text) => PeerEvent::Data(text),
+                    Err(_) => continue,
+                }
+            }
+            DataChannelEvent::OnClose => break,
+            _ => continue,
+        };
+        if events.send(event).is_err() {
+            break;
+        }
+    }
 }
 
 /// Lets the far side's keyframe requests (PLI, FIR) through to the application. webrtc-rs's
@@ -210,6 +239,14 @@ impl PeerConnectionEventHandler for Handler {
         let _ = self.events.send(PeerEvent::State(state));
     }
 
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        if channel.label().await.ok().as_deref() != Some(DATA_CHANNEL) {
+            return;
+        }
+        *self.data.lock().await = Some(Arc::clone(&channel));
+        tokio::spawn(serve_data(channel, self.events.clone()));
+    }
+
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let events = self.events.clone();
         tokio::spawn(receive(track, events));
@@ -301,6 +338,7 @@ impl Outgoing {
 /// One peer connection.
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
+    data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
     keyframes: Arc<KeyframeFlag>,
     video: Outgoing,
     audio: Outgoing,
@@ -391,6 +429,7 @@ impl Peer {
         bind_ip: std::net::IpAddr,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Self> {
+        let data = Arc::new(Mutex::new(None));
         let mut media = MediaEngine::default();
         media.register_codec(codec(RtpCodecKind::Video), RtpCodecKind::Video)?;
         media.register_codec(codec(RtpCodecKind::Audio), RtpCodecKind::Audio)?;
@@ -412,7 +451,10 @@ impl Peer {
             .with_configuration(config)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Handler { events }))
+            .with_handler(Arc::new(Handler {
+                events: events.clone(),
+                data: Arc::clone(&data),
+            }))
             .with_udp_addrs(vec![format!("{bind_ip}:0")])
             .build()
             .await?;
@@ -434,6 +476,7 @@ impl Peer {
         });
         Ok(Self {
             pc,
+            data,
             keyframes,
             video,
             audio,
@@ -441,8 +484,11 @@ impl Peer {
         })
     }
 
-    /// Creates the offer (the initiator's first move).
-    pub async fn offer(&self) -> Result<Signal> {
+    /// Creates the offer (the initiator's first move), with the data channel in it.
+    pub async fn offer(&self, events: mpsc::UnboundedSender<PeerEvent>) -> Result<Signal> {
+        let channel = self.pc.create_data_channel(DATA_CHANNEL, None).await?;
+        *self.data.lock().await = Some(Arc::clone(&channel));
+        tokio::spawn(serve_data(channel, events));
         let offer = self.pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
@@ -496,6 +542,15 @@ impl Peer {
     /// Sends one 20 ms Opus packet.
     pub async fn send_audio(&self, data: Bytes) -> Result<()> {
         self.audio.write(data, Duration::from_millis(20)).await
+    }
+
+    /// Sends a text message on the data channel; `false` when it is not open (yet).
+    pub async fn send_data(&self, text: &str) -> bool {
+        let channel = self.data.lock().await.clone();
+        match channel {
+            Some(c) => c.send_text(text).await.is_ok(),
+            None => false,
+        }
     }
 
     /// The verification code both people read aloud ([`crate::sas`]), once both descriptions

@@ -3,10 +3,9 @@
 //! (Opus); each reads the frame marks of the video it decodes (in order, no duplicates, enough
 //! of them) and finds the tone bursts in the audio it plays out.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use confer_call::call::{CallConfig, CallEvent, CallHandle};
+use confer_call::call::{CallEvent, CallHandle};
 use confer_media::mark;
 use confer_media::tone::BurstDetector;
 use confer_protocol::Role;
@@ -20,22 +19,6 @@ struct Received {
     frame_ids: Vec<u32>,
     unmarked: usize,
     bursts: usize,
-}
-
-/// Waits for the call to connect; returns its verification code.
-async fn wait_connected(call: &mut CallHandle) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let event = tokio::time::timeout_at(deadline, call.next_event())
-            .await
-            .expect("connected within 15 s")
-            .expect("call running");
-        match event {
-            CallEvent::VerificationCode(code) => return code,
-            CallEvent::Ended(why) => panic!("ended: {why}"),
-            _ => {}
-        }
-    }
 }
 
 /// Collects what arrives for `window`.
@@ -61,24 +44,17 @@ async fn collect(call: &mut CallHandle, window: Duration) -> Received {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_exchange_video_and_audio_through_the_signaling_server() {
     let (handle, _task) = common::start(Config::loopback()).await;
-    let config = |role| CallConfig {
-        url: handle.ws_url(),
-        token: common::token(&handle, "media", role),
-        name: Some(format!("{role:?}")),
-        video: "pattern:640x360".into(),
-        video_kbps: 600,
-        audio: "tone".into(),
-        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        auto_admit: true,
-    };
     let started = Instant::now();
-    let mut host = CallHandle::join(config(Role::Host))
+    let mut host = CallHandle::join(common::call_config(&handle, "media", Role::Host))
         .await
         .expect("host joins");
-    let mut guest = CallHandle::join(config(Role::Guest))
+    let mut guest = CallHandle::join(common::call_config(&handle, "media", Role::Guest))
         .await
         .expect("guest joins");
-    let (h, g) = tokio::join!(wait_connected(&mut host), wait_connected(&mut guest));
+    let (h, g) = tokio::join!(
+        common::wait_connected(&mut host),
+        common::wait_connected(&mut guest)
+    );
     assert_eq!(h, g, "both read the same verification code");
     eprintln!("connected after {:?}", started.elapsed());
 

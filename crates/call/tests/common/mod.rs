@@ -3,6 +3,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use confer_call::call::{CallConfig, CallEvent, CallHandle};
 use confer_protocol::Role;
 use confer_signal::{Claims, Config, Server, ServerHandle};
 
@@ -30,4 +34,35 @@ pub fn token(handle: &ServerHandle, room: &str, role: Role) -> String {
         jti: format!("{room}-{role:?}"),
         auto_admit: false,
     })
+}
+
+/// A call configuration for `role` in `room`: the test pattern at 640x360 and tone bursts,
+/// loopback only, host admitting whoever knocks.
+pub fn call_config(handle: &ServerHandle, room: &str, role: Role) -> CallConfig {
+    CallConfig {
+        url: handle.ws_url(),
+        token: token(handle, room, role),
+        name: Some(format!("{role:?}")),
+        video: "pattern:640x360".into(),
+        video_kbps: 600,
+        audio: "tone".into(),
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        auto_admit: true,
+    }
+}
+
+/// Waits for the call to connect; returns its verification code.
+pub async fn wait_connected(call: &mut CallHandle) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let event = tokio::time::timeout_at(deadline, call.next_event())
+            .await
+            .expect("connected within 15 s")
+            .expect("call running");
+        match event {
+            CallEvent::VerificationCode(code) => return code,
+            CallEvent::Ended(why) => panic!("ended: {why}"),
+            _ => {}
+        }
+    }
 }
