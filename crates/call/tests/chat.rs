@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use confer_call::call::{CallEvent, CallHandle, MAX_CHAT_CHARS};
-use confer_protocol::Role;
 use confer_signal::Config;
 
 /// Collects chat texts and receipts until `texts` messages and `receipts` receipts arrived.
@@ -45,12 +44,7 @@ async fn gather(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_arrives_in_order_with_receipts_both_ways() {
     let (handle, _task) = common::start(Config::loopback()).await;
-    let mut host = CallHandle::join(common::call_config(&handle, "chat", Role::Host))
-        .await
-        .expect("host");
-    let mut guest = CallHandle::join(common::call_config(&handle, "chat", Role::Guest))
-        .await
-        .expect("guest");
+    let (mut host, mut guest) = common::join_pair(&handle, "chat").await;
     // Sent before anything is connected: must wait for the channel, not vanish.
     let early = host
         .send_chat("sent before the call connected")

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use confer_call::call::{CallEvent, CallHandle};
 use confer_media::mark;
 use confer_media::tone::BurstDetector;
-use confer_protocol::Role;
 use confer_signal::Config;
 
 mod common;
@@ -45,12 +44,7 @@ async fn collect(call: &mut CallHandle, window: Duration) -> Received {
 async fn two_peers_exchange_video_and_audio_through_the_signaling_server() {
     let (handle, _task) = common::start(Config::loopback()).await;
     let started = Instant::now();
-    let mut host = CallHandle::join(common::call_config(&handle, "media", Role::Host))
-        .await
-        .expect("host joins");
-    let mut guest = CallHandle::join(common::call_config(&handle, "media", Role::Guest))
-        .await
-        .expect("guest joins");
+    let (mut host, mut guest) = common::join_pair(&handle, "media").await;
     let (h, g) = tokio::join!(
         common::wait_connected(&mut host),
         common::wait_connected(&mut guest)

@@ -66,3 +66,14 @@ pub async fn wait_connected(call: &mut CallHandle) -> String {
         }
     }
 }
+
+/// Host and guest of `room` joined (not yet connected).
+pub async fn join_pair(handle: &ServerHandle, room: &str) -> (CallHandle, CallHandle) {
+    let host = CallHandle::join(call_config(handle, room, Role::Host))
+        .await
+        .expect("host joins");
+    let guest = CallHandle::join(call_config(handle, room, Role::Guest))
+        .await
+        .expect("guest joins");
+    (host, guest)
+}
