@@ -354,6 +354,10 @@ async fn run(
                 match &event {
                     SignalEvent::Joined { ice_servers: servers, .. } => ice_servers = servers.clone(),
                     SignalEvent::Knock { peer: guest, .. } if config.auto_admit => signaling.admit(guest),
+                    // A second call-ready while media flows: the signaling server restarted
+                    // (fresh seats, same room, same two people). Media is peer to peer and
+                    // never touched the server, so the call goes on as it is.
+                    SignalEvent::CallReady { .. } if media.is_some() => {}
                     SignalEvent::CallReady { initiator, .. } => {
                         media = None;
                         if let Some(old) = peer.take() {
