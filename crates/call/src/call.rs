@@ -69,6 +69,15 @@ pub enum CallEvent {
         /// The text.
         text: String,
     },
+    /// The other side's microphone or camera changed.
+    PeerMedia {
+        /// Its microphone is muted.
+        muted: bool,
+        /// Its camera is on.
+        camera: bool,
+    },
+    /// The other side hung up, saying why.
+    PeerHungUp(String),
     /// The other side received our chat message `id`.
     ChatDelivered {
         /// The id [`CallHandle::send_chat`] returned.
@@ -83,6 +92,8 @@ pub enum CallEvent {
 enum Command {
     Admit(String),
     Chat(String),
+    /// Mute, camera: send the new state.
+    MediaState,
     HangUp,
 }
 
@@ -94,6 +105,10 @@ enum DataMessage {
     Chat { id: String, text: String },
     /// "I have your message `id`".
     Receipt { id: String },
+    /// The sender's microphone and camera state.
+    Media { muted: bool, camera: bool },
+    /// The sender is hanging up.
+    Bye { reason: String },
 }
 
 /// Longest chat message accepted (characters).
@@ -104,6 +119,7 @@ pub const MAX_CHAT_CHARS: usize = 4_000;
 pub struct CallHandle {
     commands: mpsc::UnboundedSender<Command>,
     events: mpsc::UnboundedReceiver<CallEvent>,
+    switches: Arc<Switches>,
 }
 
 impl CallHandle {
@@ -119,8 +135,19 @@ impl CallHandle {
         .await?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(run(config, signaling, command_rx, event_tx));
-        Ok(Self { commands, events })
+        let switches = Arc::new(Switches::default());
+        tokio::spawn(run(
+            config,
+            signaling,
+            Arc::clone(&switches),
+            command_rx,
+            event_tx,
+        ));
+        Ok(Self {
+            commands,
+            events,
+            switches,
+        })
     }
 
     /// The next event; `None` once the call has ended.
@@ -152,10 +179,34 @@ impl CallHandle {
         Ok(id)
     }
 
+    /// Mutes or unmutes the microphone (the other side is told).
+    pub fn set_muted(&self, muted: bool) {
+        self.switches.muted.store(muted, Ordering::Relaxed);
+        let _ = self.commands.send(Command::MediaState);
+    }
+
+    /// Turns the camera on or off (off: no video leaves the machine; the other side is told).
+    pub fn set_camera(&self, on: bool) {
+        let was_off = self.switches.camera_off.swap(!on, Ordering::AcqRel);
+        if on && was_off {
+            self.switches.camera_back.store(true, Ordering::Release);
+        }
+        let _ = self.commands.send(Command::MediaState);
+    }
+
     /// Hangs up.
     pub fn hang_up(&self) {
         let _ = self.commands.send(Command::HangUp);
     }
+}
+
+/// The user's microphone and camera switches, read by the media threads.
+#[derive(Debug, Default)]
+struct Switches {
+    muted: AtomicBool,
+    camera_off: AtomicBool,
+    /// Set when the camera comes back: the next frame is a keyframe.
+    camera_back: AtomicBool,
 }
 
 /// Media threads of one connected call; dropping it stops them.
@@ -174,6 +225,7 @@ impl Drop for Media {
 fn start_media(
     config: &CallConfig,
     peer: &Arc<Peer>,
+    switches: &Arc<Switches>,
     events: &mpsc::UnboundedSender<CallEvent>,
 ) -> Result<Media, String> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -193,6 +245,7 @@ fn start_media(
     {
         let stop = Arc::clone(&stop);
         let keyframes = peer.keyframes();
+        let switches = Arc::clone(switches);
         let events = events.clone();
         std::thread::Builder::new()
             .name("confer-video-send".into())
@@ -204,7 +257,12 @@ fn start_media(
                     let Some(frame) = capture.next(Duration::from_millis(200)) else {
                         continue;
                     };
-                    match encoder.encode(&frame, keyframes.take()) {
+                    if switches.camera_off.load(Ordering::Relaxed) {
+                        continue; // nothing leaves the machine while the camera is off
+                    }
+                    let force =
+                        keyframes.take() | switches.camera_back.swap(false, Ordering::AcqRel);
+                    match encoder.encode(&frame, force) {
                         Ok(Some(encoded)) => {
                             if encoded_tx.blocking_send(Bytes::from(encoded.data)).is_err() {
                                 break;
@@ -232,6 +290,7 @@ fn start_media(
     let (opus_tx, mut opus_rx) = mpsc::channel::<Bytes>(8);
     {
         let stop = Arc::clone(&stop);
+        let switches = Arc::clone(switches);
         let mut source: Box<dyn AudioSource> = audio_source;
         let mut opus = OpusEncoder::new(OpusConfig::default()).map_err(|e| e.to_string())?;
         std::thread::Builder::new()
@@ -252,7 +311,13 @@ fn start_media(
                         pcm.extend(std::iter::repeat_n(0.0, FRAME_10MS));
                         continue;
                     };
-                    pcm.extend_from_slice(&frame);
+                    // Muted: the microphone is still read (so it does not back up) but only
+                    // silence is encoded.
+                    if switches.muted.load(Ordering::Relaxed) {
+                        pcm.extend(std::iter::repeat_n(0.0, FRAME_10MS));
+                    } else {
+                        pcm.extend_from_slice(&frame);
+                    }
                     if pcm.len() == 2 * FRAME_10MS {
                         if let Ok(packet) = opus.encode(&pcm)
                             && opus_tx.blocking_send(Bytes::from(packet.data)).is_err()
@@ -333,9 +398,18 @@ fn start_media(
     })
 }
 
+fn media_state(switches: &Switches) -> String {
+    serde_json::to_string(&DataMessage::Media {
+        muted: switches.muted.load(Ordering::Relaxed),
+        camera: !switches.camera_off.load(Ordering::Relaxed),
+    })
+    .expect("serializes")
+}
+
 async fn run(
     config: CallConfig,
     mut signaling: SignalClient,
+    switches: Arc<Switches>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<CallEvent>,
 ) {
@@ -412,7 +486,7 @@ async fn run(
                         match state {
                             S::Connected if media.is_none() => {
                                 if let Some(p) = &peer {
-                                    match start_media(&config, p, &events) {
+                                    match start_media(&config, p, &switches, &events) {
                                         Ok(m) => {
                                             media = Some(m);
                                             let _ = events.send(CallEvent::Connected);
@@ -438,6 +512,7 @@ async fn run(
                     PeerEvent::DataOpen => {
                         data_open = true;
                         if let Some(p) = &peer {
+                            p.send_data(&media_state(&switches)).await;
                             for json in outbox.drain(..) {
                                 p.send_data(&json).await;
                             }
@@ -453,6 +528,12 @@ async fn run(
                         }
                         Ok(DataMessage::Receipt { id }) => {
                             let _ = events.send(CallEvent::ChatDelivered { id });
+                        }
+                        Ok(DataMessage::Media { muted, camera }) => {
+                            let _ = events.send(CallEvent::PeerMedia { muted, camera });
+                        }
+                        Ok(DataMessage::Bye { reason }) => {
+                            let _ = events.send(CallEvent::PeerHungUp(reason));
                         }
                         Err(e) => {
                             let _ = events.send(CallEvent::Warning(format!("data channel: {e}")));
@@ -472,7 +553,17 @@ async fn run(
                     Some(p) if data_open && p.send_data(&json).await => {}
                     _ => outbox.push(json),
                 },
+                Some(Command::MediaState) => {
+                    if let Some(p) = &peer && data_open {
+                        p.send_data(&media_state(&switches)).await;
+                    }
+                }
                 Some(Command::HangUp) | None => {
+                    if let Some(p) = &peer && data_open {
+                        let bye = DataMessage::Bye { reason: "hung up".into() };
+                        p.send_data(&serde_json::to_string(&bye).expect("serializes")).await;
+                        p.flush_data(Duration::from_millis(500)).await;
+                    }
                     signaling.leave();
                     break "hung up".to_owned();
                 }

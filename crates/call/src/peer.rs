@@ -553,6 +553,21 @@ impl Peer {
         }
     }
 
+    /// Waits (up to `max`) until what was sent on the data channel has left, so a last
+    /// message is not cut off by closing the connection.
+    pub async fn flush_data(&self, max: Duration) {
+        let Some(channel) = self.data.lock().await.clone() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + max;
+        while tokio::time::Instant::now() < deadline {
+            match channel.outstanding_bytes().await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+
     /// The verification code both people read aloud ([`crate::sas`]), once both descriptions
     /// are set.
     pub async fn verification_code(&self) -> Option<String> {

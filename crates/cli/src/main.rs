@@ -68,6 +68,9 @@ enum Command {
         /// As host: let in whoever knocks.
         #[arg(long)]
         admit: bool,
+        /// A chat message to send once connected (repeatable).
+        #[arg(long)]
+        say: Vec<String>,
         /// How long to stay once connected (e.g. 30s, 2m).
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         duration: Duration,
@@ -94,6 +97,8 @@ struct Stats {
     glass_to_glass_p95_ms: Option<f64>,
     audio_ms_played: u64,
     tone_bursts_detected: u64,
+    chat_received: u64,
+    chat_delivered: u64,
     warnings: Vec<String>,
     ended: Option<String>,
 }
@@ -123,6 +128,7 @@ async fn call(
     audio: String,
     name: Option<String>,
     admit: bool,
+    say: Vec<String>,
     duration: Duration,
     bind: IpAddr,
 ) -> Result<Stats, String> {
@@ -162,6 +168,9 @@ async fn call(
             CallEvent::Connected => {
                 stats.connected_after_ms = Some(started.elapsed().as_secs_f64() * 1e3);
                 deadline = Some(tokio::time::Instant::now() + duration);
+                for text in &say {
+                    call.send_chat(text)?;
+                }
                 eprintln!(
                     "connected after {:.0} ms",
                     started.elapsed().as_secs_f64() * 1e3
@@ -202,6 +211,19 @@ async fn call(
                 );
             }
             CallEvent::Signaling(other) => eprintln!("{other:?}"),
+            CallEvent::Chat { text, .. } => {
+                eprintln!("chat: {text}");
+                stats.chat_received += 1;
+            }
+            CallEvent::ChatDelivered { .. } => stats.chat_delivered += 1,
+            CallEvent::PeerMedia { muted, camera } => {
+                eprintln!(
+                    "the other side: microphone {}, camera {}",
+                    if muted { "muted" } else { "on" },
+                    if camera { "on" } else { "off" }
+                );
+            }
+            CallEvent::PeerHungUp(why) => eprintln!("the other side hung up: {why}"),
             CallEvent::Disconnected(why) => eprintln!("media disconnected: {why}"),
             CallEvent::Warning(w) => {
                 eprintln!("warning: {w}");
@@ -235,10 +257,15 @@ async fn main() -> ExitCode {
             audio,
             name,
             admit,
+            say,
             duration,
             stats_json,
             bind,
-        } => match call(&link, video, video_kbps, audio, name, admit, duration, bind).await {
+        } => match call(
+            &link, video, video_kbps, audio, name, admit, say, duration, bind,
+        )
+        .await
+        {
             Ok(stats) => {
                 let json = serde_json::to_string_pretty(&stats).expect("stats serialize");
                 match stats_json {

@@ -68,7 +68,7 @@ async fn host_and_guest_call_each_other_from_the_command_line() {
         c.args(["call", link, "--duration", "3s", "--stats-json"])
             .arg(json);
         if admit {
-            c.arg("--admit");
+            c.args(["--admit", "--say", "hello from the host"]);
         }
         c.output()
     };
@@ -102,6 +102,8 @@ async fn host_and_guest_call_each_other_from_the_command_line() {
         assert!(n("tone_bursts_detected") >= 4, "{side}: {s}");
         assert!(s["glass_to_glass_p50_ms"].as_f64().is_some(), "{side}: {s}");
     }
+    assert_eq!(guest_stats["chat_received"], 1, "{guest_stats}");
+    assert_eq!(host_stats["chat_delivered"], 1, "{host_stats}");
     assert_eq!(
         host_stats["verification_code"], guest_stats["verification_code"],
         "the same code on both sides"
