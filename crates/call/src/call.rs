@@ -24,6 +24,7 @@ use confer_media::{VideoDecoder, VideoEncoder, VideoFrame};
 
 use crate::peer::{Peer, PeerEvent, Signal};
 use crate::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
+use crate::transfer;
 
 /// What a call is made of.
 #[derive(Debug, Clone)]
@@ -78,6 +79,42 @@ pub enum CallEvent {
     },
     /// The other side hung up, saying why.
     PeerHungUp(String),
+    /// A file transfer moved on (`incoming`: to us); `done` of `total` bytes.
+    TransferProgress {
+        /// Transfer id.
+        id: u64,
+        /// Whether we receive it.
+        incoming: bool,
+        /// Bytes so far.
+        done: u64,
+        /// Size.
+        total: u64,
+    },
+    /// A file arrived whole. It is only in memory: saving it is the user's choice.
+    FileReceived {
+        /// Transfer id.
+        id: u64,
+        /// Name as the sender gave it.
+        name: String,
+        /// The content.
+        data: Bytes,
+        /// Whether it matched the sender's SHA-256.
+        verified: bool,
+    },
+    /// The other side has our file `id` (`verified`: its hash matched).
+    TransferDone {
+        /// Transfer id.
+        id: u64,
+        /// Hash verified on arrival.
+        verified: bool,
+    },
+    /// A transfer stopped before the end.
+    TransferCancelled {
+        /// Transfer id.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
     /// The other side received our chat message `id`.
     ChatDelivered {
         /// The id [`CallHandle::send_chat`] returned.
@@ -94,6 +131,12 @@ enum Command {
     Chat(String),
     /// Mute, camera: send the new state.
     MediaState,
+    SendFile {
+        id: u64,
+        name: String,
+        data: Bytes,
+    },
+    CancelTransfer(u64),
     HangUp,
 }
 
@@ -109,6 +152,17 @@ enum DataMessage {
     Media { muted: bool, camera: bool },
     /// The sender is hanging up.
     Bye { reason: String },
+    /// A file follows in binary chunks tagged `id`.
+    FileOffer {
+        id: u64,
+        name: String,
+        size: u64,
+        sha256: String,
+    },
+    /// Stop transfer `id` (either side).
+    FileCancel { id: u64, reason: String },
+    /// The receiver has all of `id`; `ok` when its hash matched.
+    FileResult { id: u64, ok: bool },
 }
 
 /// Longest chat message accepted (characters).
@@ -179,6 +233,28 @@ impl CallHandle {
         Ok(id)
     }
 
+    /// Sends a file (kept in memory by the receiver until its user saves it); returns the
+    /// transfer id for progress and [`CallHandle::cancel_transfer`].
+    pub fn send_file(&self, name: &str, data: Bytes) -> u64 {
+        let id = rand::random::<u64>() >> 11; // exact in JSON numbers
+        let _ = self.commands.send(Command::SendFile {
+            id,
+            name: name.to_owned(),
+            data,
+        });
+        id
+    }
+
+    /// Stops a transfer in either direction.
+    pub fn cancel_transfer(&self, id: u64) {
+        let _ = self.commands.send(Command::CancelTransfer(id));
+    }
+
+    /// The largest file accepted from the other side (default 100 MiB).
+    pub fn set_file_limit(&self, bytes: u64) {
+        self.switches.file_limit.store(bytes, Ordering::Relaxed);
+    }
+
     /// Mutes or unmutes the microphone (the other side is told).
     pub fn set_muted(&self, muted: bool) {
         self.switches.muted.store(muted, Ordering::Relaxed);
@@ -207,6 +283,8 @@ struct Switches {
     camera_off: AtomicBool,
     /// Set when the camera comes back: the next frame is a keyframe.
     camera_back: AtomicBool,
+    /// Largest file accepted from the other side (0: the default).
+    file_limit: std::sync::atomic::AtomicU64,
 }
 
 /// Media threads of one connected call; dropping it stops them.
@@ -420,6 +498,13 @@ async fn run(
     let epoch = Instant::now();
     // Chat waiting for the data channel.
     let mut outbox: Vec<String> = Vec::new();
+    let mut incoming = transfer::Receiver::default();
+    let mut sending: std::collections::HashMap<u64, Arc<AtomicBool>> = Default::default();
+    let send_text = |p: &Arc<Peer>, m: &DataMessage| {
+        let p = Arc::clone(p);
+        let json = serde_json::to_string(m).expect("data messages serialize");
+        async move { p.send_data(&json).await }
+    };
     let mut data_open = false;
     let ended = loop {
         tokio::select! {
@@ -535,10 +620,70 @@ async fn run(
                         Ok(DataMessage::Bye { reason }) => {
                             let _ = events.send(CallEvent::PeerHungUp(reason));
                         }
+                        Ok(DataMessage::FileOffer { id, name, size, sha256 }) => {
+                            let limit = match switches.file_limit.load(Ordering::Relaxed) {
+                                0 => transfer::DEFAULT_LIMIT,
+                                n => n,
+                            };
+                            if size > limit {
+                                let reason = format!("{size} bytes is more than the {limit} accepted");
+                                if let Some(p) = &peer {
+                                    send_text(p, &DataMessage::FileCancel { id, reason: reason.clone() }).await;
+                                }
+                                let _ = events.send(CallEvent::TransferCancelled { id, reason });
+                            } else {
+                                incoming.offer(id, name, size, sha256);
+                                let _ = events.send(CallEvent::TransferProgress { id, incoming: true, done: 0, total: size });
+                            }
+                        }
+                        Ok(DataMessage::FileCancel { id, reason }) => {
+                            if let Some(flag) = sending.remove(&id) {
+                                flag.store(true, Ordering::Relaxed);
+                            }
+                            incoming.cancel(id);
+                            let _ = events.send(CallEvent::TransferCancelled { id, reason });
+                        }
+                        Ok(DataMessage::FileResult { id, ok }) => {
+                            sending.remove(&id);
+                            let _ = events.send(CallEvent::TransferDone { id, verified: ok });
+                        }
                         Err(e) => {
                             let _ = events.send(CallEvent::Warning(format!("data channel: {e}")));
                         }
                     },
+                    PeerEvent::Binary(frame) => {
+                        let Some((id, chunk)) = transfer::parse_chunk(&frame) else { continue };
+                        match incoming.chunk(id, chunk) {
+                            transfer::ChunkOutcome::Unknown => {}
+                            transfer::ChunkOutcome::Progress(done) => {
+                                // Every MiB, not every chunk.
+                                if done % (1 << 20) < chunk.len() as u64 {
+                                    let total = incoming.size_of(id).unwrap_or_default();
+                                    let _ = events.send(CallEvent::TransferProgress { id, incoming: true, done, total });
+                                }
+                            }
+                            transfer::ChunkOutcome::Overflow => {
+                                let reason = "more data than offered".to_owned();
+                                if let Some(p) = &peer {
+                                    send_text(p, &DataMessage::FileCancel { id, reason: reason.clone() }).await;
+                                }
+                                let _ = events.send(CallEvent::TransferCancelled { id, reason });
+                            }
+                            transfer::ChunkOutcome::Complete(ok) => {
+                                if let Some(file) = incoming.take(id) {
+                                    if let Some(p) = &peer {
+                                        send_text(p, &DataMessage::FileResult { id, ok }).await;
+                                    }
+                                    let _ = events.send(CallEvent::FileReceived {
+                                        id,
+                                        name: file.name,
+                                        data: file.data.freeze(),
+                                        verified: ok,
+                                    });
+                                }
+                            }
+                        }
+                    }
                     PeerEvent::Audio { seq, data } => {
                         if let Some(m) = &media {
                             let arrival = epoch.elapsed().as_micros() as u64;
@@ -553,6 +698,46 @@ async fn run(
                     Some(p) if data_open && p.send_data(&json).await => {}
                     _ => outbox.push(json),
                 },
+                Some(Command::SendFile { id, name, data }) => match &peer {
+                    Some(p) if data_open => {
+                        let offer = DataMessage::FileOffer {
+                            id,
+                            name,
+                            size: data.len() as u64,
+                            sha256: transfer::sha256_hex(&data),
+                        };
+                        send_text(p, &offer).await;
+                        let cancelled = Arc::new(AtomicBool::new(false));
+                        sending.insert(id, Arc::clone(&cancelled));
+                        let (p, events, total) = (Arc::clone(p), events.clone(), data.len() as u64);
+                        tokio::spawn(async move {
+                            let mut last = 0;
+                            transfer::send_chunks(p, id, data, cancelled, |done| {
+                                if done - last >= 1 << 20 || done == total {
+                                    last = done;
+                                    let _ = events.send(CallEvent::TransferProgress { id, incoming: false, done, total });
+                                }
+                            })
+                            .await;
+                        });
+                    }
+                    _ => {
+                        let _ = events.send(CallEvent::TransferCancelled { id, reason: "not in a call".into() });
+                    }
+                },
+                Some(Command::CancelTransfer(id)) => {
+                    let reason = "cancelled".to_owned();
+                    let ours = sending.remove(&id);
+                    if let Some(flag) = &ours {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                    if ours.is_some() || incoming.cancel(id).is_some() {
+                        if let Some(p) = &peer {
+                            send_text(p, &DataMessage::FileCancel { id, reason: reason.clone() }).await;
+                        }
+                        let _ = events.send(CallEvent::TransferCancelled { id, reason });
+                    }
+                }
                 Some(Command::MediaState) => {
                     if let Some(p) = &peer && data_open {
                         p.send_data(&media_state(&switches)).await;

@@ -10,3 +10,4 @@ pub mod call;
 pub mod peer;
 pub mod sas;
 pub mod signaling;
+pub mod transfer;

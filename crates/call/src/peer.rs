@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
@@ -111,6 +111,8 @@ pub enum PeerEvent {
     DataOpen,
     /// A text message on the data channel.
     Data(String),
+    /// A binary message on the data channel (file chunks).
+    Binary(Bytes),
     /// A received Opus packet (20 ms) with its RTP sequence number.
     Audio {
         /// Sequence number (for the jitter buffer).
@@ -139,6 +141,7 @@ async fn serve_data(channel: Arc<dyn DataChannel>, events: mpsc::UnboundedSender
                     Err(_) => continue,
                 }
             }
+            DataChannelEvent::OnMessage(msg) => PeerEvent::Binary(msg.data.freeze()),
             DataChannelEvent::OnClose => break,
             _ => continue,
         };
@@ -550,6 +553,24 @@ impl Peer {
         match channel {
             Some(c) => c.send_text(text).await.is_ok(),
             None => false,
+        }
+    }
+
+    /// Sends a binary message on the data channel; `false` when it is not open.
+    pub async fn send_binary(&self, data: BytesMut) -> bool {
+        let channel = self.data.lock().await.clone();
+        match channel {
+            Some(c) => c.send(data).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Bytes queued on the data channel and not yet acknowledged (for back-pressure).
+    pub async fn data_outstanding(&self) -> usize {
+        let channel = self.data.lock().await.clone();
+        match channel {
+            Some(c) => c.outstanding_bytes().await.unwrap_or(0),
+            None => 0,
         }
     }
 
