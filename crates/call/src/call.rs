@@ -476,6 +476,43 @@ fn start_media(
     })
 }
 
+/// Offers a file and starts sending its chunks on a task of its own.
+async fn start_send(
+    peer: &Arc<Peer>,
+    id: u64,
+    name: String,
+    data: Bytes,
+    sending: &mut std::collections::HashMap<u64, Arc<AtomicBool>>,
+    events: &mpsc::UnboundedSender<CallEvent>,
+) {
+    let offer = DataMessage::FileOffer {
+        id,
+        name,
+        size: data.len() as u64,
+        sha256: transfer::sha256_hex(&data),
+    };
+    peer.send_data(&serde_json::to_string(&offer).expect("serializes"))
+        .await;
+    let cancelled = Arc::new(AtomicBool::new(false));
+    sending.insert(id, Arc::clone(&cancelled));
+    let (peer, events, total) = (Arc::clone(peer), events.clone(), data.len() as u64);
+    tokio::spawn(async move {
+        let mut last = 0;
+        transfer::send_chunks(peer, id, data, cancelled, |done| {
+            if done - last >= 1 << 20 || done == total {
+                last = done;
+                let _ = events.send(CallEvent::TransferProgress {
+                    id,
+                    incoming: false,
+                    done,
+                    total,
+                });
+            }
+        })
+        .await;
+    });
+}
+
 fn media_state(switches: &Switches) -> String {
     serde_json::to_string(&DataMessage::Media {
         muted: switches.muted.load(Ordering::Relaxed),
@@ -500,6 +537,7 @@ async fn run(
     let mut outbox: Vec<String> = Vec::new();
     let mut incoming = transfer::Receiver::default();
     let mut sending: std::collections::HashMap<u64, Arc<AtomicBool>> = Default::default();
+    let mut pending_files: Vec<(u64, String, Bytes)> = Vec::new();
     let send_text = |p: &Arc<Peer>, m: &DataMessage| {
         let p = Arc::clone(p);
         let json = serde_json::to_string(m).expect("data messages serialize");
@@ -601,6 +639,9 @@ async fn run(
                             for json in outbox.drain(..) {
                                 p.send_data(&json).await;
                             }
+                            for (id, name, data) in pending_files.drain(..) {
+                                start_send(p, id, name, data, &mut sending, &events).await;
+                            }
                         }
                     }
                     PeerEvent::Data(text) => match serde_json::from_str::<DataMessage>(&text) {
@@ -700,30 +741,10 @@ async fn run(
                 },
                 Some(Command::SendFile { id, name, data }) => match &peer {
                     Some(p) if data_open => {
-                        let offer = DataMessage::FileOffer {
-                            id,
-                            name,
-                            size: data.len() as u64,
-                            sha256: transfer::sha256_hex(&data),
-                        };
-                        send_text(p, &offer).await;
-                        let cancelled = Arc::new(AtomicBool::new(false));
-                        sending.insert(id, Arc::clone(&cancelled));
-                        let (p, events, total) = (Arc::clone(p), events.clone(), data.len() as u64);
-                        tokio::spawn(async move {
-                            let mut last = 0;
-                            transfer::send_chunks(p, id, data, cancelled, |done| {
-                                if done - last >= 1 << 20 || done == total {
-                                    last = done;
-                                    let _ = events.send(CallEvent::TransferProgress { id, incoming: false, done, total });
-                                }
-                            })
-                            .await;
-                        });
+                        start_send(p, id, name, data, &mut sending, &events).await;
                     }
-                    _ => {
-                        let _ = events.send(CallEvent::TransferCancelled { id, reason: "not in a call".into() });
-                    }
+                    // Before the data channel is open: it goes out when it opens.
+                    _ => pending_files.push((id, name, data)),
                 },
                 Some(Command::CancelTransfer(id)) => {
                     let reason = "cancelled".to_owned();

@@ -71,6 +71,13 @@ enum Command {
         /// A chat message to send once connected (repeatable).
         #[arg(long)]
         say: Vec<String>,
+        /// A file to send once connected.
+        #[arg(long)]
+        send_file: Option<std::path::PathBuf>,
+        /// Save received files (verified ones only) into this folder; without it nothing is
+        /// written to disk.
+        #[arg(long)]
+        save_files: Option<std::path::PathBuf>,
         /// How long to stay once connected (e.g. 30s, 2m).
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         duration: Duration,
@@ -99,6 +106,8 @@ struct Stats {
     tone_bursts_detected: u64,
     chat_received: u64,
     chat_delivered: u64,
+    files_received: u64,
+    files_delivered: u64,
     warnings: Vec<String>,
     ended: Option<String>,
 }
@@ -120,18 +129,48 @@ async fn host(server: &str, api_key: &str, name: Option<String>) -> Result<(), S
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn call(
-    link: &str,
+/// What `confer call` sends.
+struct Media {
     video: String,
     video_kbps: u32,
     audio: String,
-    name: Option<String>,
+}
+
+/// What `confer call` does besides sending media.
+struct Actions {
     admit: bool,
     say: Vec<String>,
+    send_file: Option<std::path::PathBuf>,
+    save_files: Option<std::path::PathBuf>,
+}
+
+async fn call(
+    link: &str,
+    media: Media,
+    name: Option<String>,
+    actions: Actions,
     duration: Duration,
     bind: IpAddr,
 ) -> Result<Stats, String> {
+    let Media {
+        video,
+        video_kbps,
+        audio,
+    } = media;
+    let Actions {
+        admit,
+        say,
+        send_file,
+        save_files,
+    } = actions;
+    let file = match &send_file {
+        Some(path) => Some((
+            path.file_name()
+                .map_or("file".into(), |n| n.to_string_lossy().into_owned()),
+            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        )),
+        None => None,
+    };
     let link = Link::parse(link)?;
     let started = Instant::now();
     let mut call = CallHandle::join(CallConfig {
@@ -170,6 +209,9 @@ async fn call(
                 deadline = Some(tokio::time::Instant::now() + duration);
                 for text in &say {
                     call.send_chat(text)?;
+                }
+                if let Some((name, data)) = &file {
+                    call.send_file(name, data.clone().into());
                 }
                 eprintln!(
                     "connected after {:.0} ms",
@@ -224,6 +266,41 @@ async fn call(
                 );
             }
             CallEvent::PeerHungUp(why) => eprintln!("the other side hung up: {why}"),
+            CallEvent::TransferProgress { .. } => {}
+            CallEvent::FileReceived {
+                name,
+                data,
+                verified,
+                ..
+            } => {
+                eprintln!(
+                    "file {name:?}: {} bytes, {}",
+                    data.len(),
+                    if verified {
+                        "verified"
+                    } else {
+                        "HASH MISMATCH"
+                    }
+                );
+                stats.files_received += 1;
+                if let (Some(dir), true) = (&save_files, verified) {
+                    // Only the name's last component: a sender cannot write outside `dir`.
+                    let base = std::path::Path::new(&name)
+                        .file_name()
+                        .map(|n| n.to_os_string());
+                    let target = dir.join(base.unwrap_or_else(|| "received.bin".into()));
+                    std::fs::write(&target, &data)
+                        .map_err(|e| format!("saving {}: {e}", target.display()))?;
+                }
+            }
+            CallEvent::TransferDone { verified, .. } => {
+                if verified {
+                    stats.files_delivered += 1;
+                }
+            }
+            CallEvent::TransferCancelled { reason, .. } => {
+                eprintln!("file transfer stopped: {reason}")
+            }
             CallEvent::Disconnected(why) => eprintln!("media disconnected: {why}"),
             CallEvent::Warning(w) => {
                 eprintln!("warning: {w}");
@@ -258,11 +335,27 @@ async fn main() -> ExitCode {
             name,
             admit,
             say,
+            send_file,
+            save_files,
             duration,
             stats_json,
             bind,
         } => match call(
-            &link, video, video_kbps, audio, name, admit, say, duration, bind,
+            &link,
+            Media {
+                video,
+                video_kbps,
+                audio,
+            },
+            name,
+            Actions {
+                admit,
+                say,
+                send_file,
+                save_files,
+            },
+            duration,
+            bind,
         )
         .await
         {

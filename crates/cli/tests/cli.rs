@@ -63,12 +63,19 @@ async fn host_and_guest_call_each_other_from_the_command_line() {
     let dir = std::env::temp_dir().join(format!("confer-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let (host_json, guest_json) = (dir.join("host.json"), dir.join("guest.json"));
+    let attachment = dir.join("notes.txt");
+    std::fs::write(&attachment, "blood pressure 120/80\n".repeat(2000)).expect("attachment");
+    let saved = dir.join("saved");
+    std::fs::create_dir_all(&saved).expect("saved dir");
     let run = |link: &str, json: &std::path::Path, admit: bool| {
         let mut c = confer();
         c.args(["call", link, "--duration", "3s", "--stats-json"])
             .arg(json);
         if admit {
-            c.args(["--admit", "--say", "hello from the host"]);
+            c.args(["--admit", "--say", "hello from the host", "--send-file"])
+                .arg(&attachment);
+        } else {
+            c.arg("--save-files").arg(&saved);
         }
         c.output()
     };
@@ -103,6 +110,12 @@ async fn host_and_guest_call_each_other_from_the_command_line() {
         assert!(s["glass_to_glass_p50_ms"].as_f64().is_some(), "{side}: {s}");
     }
     assert_eq!(guest_stats["chat_received"], 1, "{guest_stats}");
+    assert_eq!(guest_stats["files_received"], 1, "{guest_stats}");
+    assert_eq!(host_stats["files_delivered"], 1, "{host_stats}");
+    assert_eq!(
+        std::fs::read(saved.join("notes.txt")).expect("saved by --save-files"),
+        std::fs::read(&attachment).expect("attachment")
+    );
     assert_eq!(host_stats["chat_delivered"], 1, "{host_stats}");
     assert_eq!(
         host_stats["verification_code"], guest_stats["verification_code"],
