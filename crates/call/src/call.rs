@@ -7,7 +7,7 @@
 //! worker or inside a track's poll loop.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -120,6 +120,8 @@ pub enum CallEvent {
         /// The id [`CallHandle::send_chat`] returned.
         id: String,
     },
+    /// Once a second while connected.
+    Stats(CallStats),
     /// Something went wrong that the call survives.
     Warning(String),
     /// The call is over.
@@ -276,6 +278,53 @@ impl CallHandle {
     }
 }
 
+/// Counters the media threads keep (cumulative; the stats tick takes differences).
+#[derive(Debug, Default)]
+struct MediaCounters {
+    frames_encoded: AtomicU64,
+    encode_us: AtomicU64,
+    frames_decoded: AtomicU64,
+    decode_us: AtomicU64,
+    decode_errors: AtomicU64,
+    capture_dropped: AtomicU64,
+    freezes: AtomicU64,
+    width: AtomicU64,
+    height: AtomicU64,
+}
+
+/// One second of a call, for the stats panel and the network-quality indicator.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CallStats {
+    /// Round-trip time, ms.
+    pub rtt_ms: Option<f64>,
+    /// Inbound RTP packets lost in this second, percent.
+    pub loss_pct: f64,
+    /// Inbound interarrival jitter, ms.
+    pub jitter_ms: f64,
+    /// Everything sent (media, RTCP, data), kbit/s.
+    pub send_kbps: f64,
+    /// Everything received, kbit/s.
+    pub recv_kbps: f64,
+    /// Remote frames decoded per second.
+    pub fps_received: f64,
+    /// Local frames encoded per second.
+    pub fps_sent: f64,
+    /// Size of the last decoded remote frame.
+    pub width: u32,
+    /// Height of the last decoded remote frame.
+    pub height: u32,
+    /// Freezes so far (no new remote frame for 500 ms while media flows).
+    pub freezes: u64,
+    /// Mean decode time in this second, ms.
+    pub decode_ms: f64,
+    /// Mean encode time in this second, ms.
+    pub encode_ms: f64,
+    /// Frames dropped so far (capture hand-off behind, or undecodable).
+    pub dropped_frames: u64,
+    /// `host` (direct), `srflx`/`prflx` (through NAT) or `relay` (TURN).
+    pub path: Option<String>,
+}
+
 /// The user's microphone and camera switches, read by the media threads.
 #[derive(Debug, Default)]
 struct Switches {
@@ -290,6 +339,7 @@ struct Switches {
 /// Media threads of one connected call; dropping it stops them.
 struct Media {
     stop: Arc<AtomicBool>,
+    counters: Arc<MediaCounters>,
     video_rx: std::sync::mpsc::Sender<(Bytes, u16)>,
     playout: Arc<Mutex<Playout>>,
 }
@@ -307,6 +357,7 @@ fn start_media(
     events: &mpsc::UnboundedSender<CallEvent>,
 ) -> Result<Media, String> {
     let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(MediaCounters::default());
     let (video_source, warning) = confer_media::source::open_or_pattern(&config.video);
     if let Some(w) = warning {
         let _ = events.send(CallEvent::Warning(format!("video: {w}")));
@@ -324,6 +375,7 @@ fn start_media(
         let stop = Arc::clone(&stop);
         let keyframes = peer.keyframes();
         let switches = Arc::clone(switches);
+        let counters = Arc::clone(&counters);
         let events = events.clone();
         std::thread::Builder::new()
             .name("confer-video-send".into())
@@ -340,7 +392,16 @@ fn start_media(
                     }
                     let force =
                         keyframes.take() | switches.camera_back.swap(false, Ordering::AcqRel);
-                    match encoder.encode(&frame, force) {
+                    counters
+                        .capture_dropped
+                        .store(capture.stats().dropped, Ordering::Relaxed);
+                    let started = Instant::now();
+                    let encoded = encoder.encode(&frame, force);
+                    counters.frames_encoded.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .encode_us
+                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    match encoded {
                         Ok(Some(encoded)) => {
                             if encoded_tx.blocking_send(Bytes::from(encoded.data)).is_err() {
                                 break;
@@ -421,19 +482,57 @@ fn start_media(
     let (video_tx, video_rx) = std::sync::mpsc::channel::<(Bytes, u16)>();
     {
         let events = events.clone();
+        let counters = Arc::clone(&counters);
+        let stop = Arc::clone(&stop);
         let mut decoder = Vp8Decoder::new().map_err(|e| e.to_string())?;
         std::thread::Builder::new()
             .name("confer-video-recv".into())
             .spawn(move || {
-                while let Ok((data, _lost)) = video_rx.recv() {
-                    match decoder.decode(&data, 0) {
+                let mut last_frame: Option<Instant> = None;
+                let mut frozen = false;
+                loop {
+                    let next = video_rx.recv_timeout(Duration::from_millis(100));
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    // A freeze: no new frame for 500 ms once frames had started.
+                    if let Some(last) = last_frame
+                        && !frozen
+                        && last.elapsed() > Duration::from_millis(500)
+                    {
+                        frozen = true;
+                        counters.freezes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let (data, _lost) = match next {
+                        Ok(item) => item,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(_) => break,
+                    };
+                    let started = Instant::now();
+                    let decoded = decoder.decode(&data, 0);
+                    counters
+                        .decode_us
+                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    match decoded {
                         Ok(Some(frame)) => {
+                            counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                            counters
+                                .width
+                                .store(u64::from(frame.width), Ordering::Relaxed);
+                            counters
+                                .height
+                                .store(u64::from(frame.height), Ordering::Relaxed);
+                            last_frame = Some(Instant::now());
+                            frozen = false;
                             if events.send(CallEvent::RemoteVideo(frame)).is_err() {
                                 break;
                             }
                         }
                         Ok(None) => {}
-                        Err(_) => {} // waits for the keyframe the assembler asked for
+                        // Waits for the keyframe the assembler asked for.
+                        Err(_) => {
+                            counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             })
@@ -471,6 +570,7 @@ fn start_media(
     }
     Ok(Media {
         stop,
+        counters,
         video_rx: video_tx,
         playout,
     })
@@ -513,6 +613,80 @@ async fn start_send(
     });
 }
 
+/// What the previous stats tick saw.
+#[derive(Default)]
+struct Previous {
+    at: Option<Instant>,
+    net: crate::peer::NetworkStats,
+    frames_encoded: u64,
+    encode_us: u64,
+    frames_decoded: u64,
+    decode_us: u64,
+}
+
+/// One second's stats from the counters now and at the previous tick.
+fn stats(
+    net: crate::peer::NetworkStats,
+    counters: &MediaCounters,
+    prev: &mut Previous,
+) -> Option<CallStats> {
+    let now = Instant::now();
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let (fe, eu, fd, du) = (
+        load(&counters.frames_encoded),
+        load(&counters.encode_us),
+        load(&counters.frames_decoded),
+        load(&counters.decode_us),
+    );
+    let result = prev.at.map(|at| {
+        let secs = now.duration_since(at).as_secs_f64().max(1e-3);
+        let received = net
+            .packets_received
+            .saturating_sub(prev.net.packets_received);
+        let lost = (net.packets_lost - prev.net.packets_lost).max(0) as f64;
+        let per = |n: u64, us: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                us as f64 / n as f64 / 1e3
+            }
+        };
+        CallStats {
+            rtt_ms: net.rtt_ms,
+            loss_pct: if received as f64 + lost > 0.0 {
+                100.0 * lost / (received as f64 + lost)
+            } else {
+                0.0
+            },
+            jitter_ms: net.jitter_ms,
+            send_kbps: (net.bytes_sent.saturating_sub(prev.net.bytes_sent)) as f64 * 8.0
+                / 1e3
+                / secs,
+            recv_kbps: (net.bytes_received.saturating_sub(prev.net.bytes_received)) as f64 * 8.0
+                / 1e3
+                / secs,
+            fps_received: (fd - prev.frames_decoded) as f64 / secs,
+            fps_sent: (fe - prev.frames_encoded) as f64 / secs,
+            width: load(&counters.width) as u32,
+            height: load(&counters.height) as u32,
+            freezes: load(&counters.freezes),
+            decode_ms: per(fd - prev.frames_decoded, du - prev.decode_us),
+            encode_ms: per(fe - prev.frames_encoded, eu - prev.encode_us),
+            dropped_frames: load(&counters.capture_dropped) + load(&counters.decode_errors),
+            path: net.path.clone(),
+        }
+    });
+    *prev = Previous {
+        at: Some(now),
+        net,
+        frames_encoded: fe,
+        encode_us: eu,
+        frames_decoded: fd,
+        decode_us: du,
+    };
+    result
+}
+
 fn media_state(switches: &Switches) -> String {
     serde_json::to_string(&DataMessage::Media {
         muted: switches.muted.load(Ordering::Relaxed),
@@ -538,6 +712,8 @@ async fn run(
     let mut incoming = transfer::Receiver::default();
     let mut sending: std::collections::HashMap<u64, Arc<AtomicBool>> = Default::default();
     let mut pending_files: Vec<(u64, String, Bytes)> = Vec::new();
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut previous = Previous::default();
     let send_text = |p: &Arc<Peer>, m: &DataMessage| {
         let p = Arc::clone(p);
         let json = serde_json::to_string(m).expect("data messages serialize");
@@ -731,6 +907,16 @@ async fn run(
                             m.playout.lock().unwrap_or_else(|e| e.into_inner()).push(seq, data.to_vec(), arrival);
                         }
                     }
+                }
+            }
+            _ = stats_tick.tick() => {
+                if let (Some(p), Some(m)) = (&peer, &media) {
+                    let net = p.network_stats().await;
+                    if let Some(s) = stats(net, &m.counters, &mut previous) {
+                        let _ = events.send(CallEvent::Stats(s));
+                    }
+                } else {
+                    previous = Previous::default();
                 }
             }
             command = commands.recv() => match command {

@@ -308,6 +308,25 @@ async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<Peer
     let _ = assembler.await;
 }
 
+/// Transport-level counters from webrtc-rs's stats, cumulative.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkStats {
+    /// Round-trip time of the selected candidate pair (STUN consent checks), ms.
+    pub rtt_ms: Option<f64>,
+    /// Bytes sent and received on the selected pair.
+    pub bytes_sent: u64,
+    /// Bytes received on the selected pair.
+    pub bytes_received: u64,
+    /// RTP packets received on all inbound streams.
+    pub packets_received: u64,
+    /// RTP packets lost on all inbound streams (RFC 3550 cumulative).
+    pub packets_lost: i64,
+    /// Largest inbound interarrival jitter, ms.
+    pub jitter_ms: f64,
+    /// The local candidate type of the selected pair: `host`, `srflx`, `prflx` or `relay`.
+    pub path: Option<String>,
+}
+
 /// A local track with its negotiated sending parameters.
 struct Outgoing {
     track: Arc<TrackLocalStaticSample>,
@@ -595,6 +614,46 @@ impl Peer {
         let local = self.pc.local_description().await?;
         let remote = self.pc.remote_description().await?;
         crate::sas::from_sdp(&local.sdp, &remote.sdp)
+    }
+
+    /// Transport counters now.
+    pub async fn network_stats(&self) -> NetworkStats {
+        use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
+        let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+        let mut out = NetworkStats::default();
+        let pair = report
+            .candidate_pairs()
+            .filter(|p| p.nominated)
+            .max_by_key(|p| p.bytes_received + p.bytes_sent);
+        if let Some(p) = pair {
+            out.bytes_sent = p.bytes_sent;
+            out.bytes_received = p.bytes_received;
+            if p.current_round_trip_time > 0.0 {
+                out.rtt_ms = Some(p.current_round_trip_time * 1000.0);
+            }
+            out.path = report.iter().find_map(|e| match e {
+                // The entry's id is the pair's candidate id behind a type prefix.
+                RTCStatsReportEntry::LocalCandidate(c)
+                    if c.stats.id.ends_with(p.local_candidate_id.as_str()) =>
+                {
+                    Some(c.candidate_type.to_string())
+                }
+                _ => None,
+            });
+        }
+        for s in report.inbound_rtp_streams() {
+            let r = &s.received_rtp_stream_stats;
+            out.packets_received += r.packets_received;
+            out.packets_lost += r.packets_lost;
+            // webrtc-rs reports RFC 3550 jitter in RTP timestamp units, not seconds.
+            let clock = if r.rtp_stream_stats.kind == RtpCodecKind::Audio {
+                48_000.0
+            } else {
+                90_000.0
+            };
+            out.jitter_ms = out.jitter_ms.max(r.jitter / clock * 1000.0);
+        }
+        out
     }
 
     /// The far side's keyframe requests for our video.

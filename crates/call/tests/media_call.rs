@@ -18,6 +18,7 @@ struct Received {
     frame_ids: Vec<u32>,
     unmarked: usize,
     bursts: usize,
+    stats: Vec<confer_call::call::CallStats>,
 }
 
 /// Collects what arrives for `window`.
@@ -32,6 +33,7 @@ async fn collect(call: &mut CallHandle, window: Duration) -> Received {
                 None => got.unmarked += 1,
             },
             CallEvent::RemoteAudio(samples) => bursts.push(&samples),
+            CallEvent::Stats(s) => got.stats.push(s),
             CallEvent::Ended(why) => panic!("ended: {why}"),
             _ => {}
         }
@@ -85,6 +87,34 @@ async fn two_peers_exchange_video_and_audio_through_the_signaling_server() {
             got.bursts >= 6,
             "{side}: {} tone bursts in 4 s (one per 500 ms)",
             got.bursts
+        );
+        // Stats once a second, and they describe this call.
+        assert!(
+            got.stats.len() >= 3,
+            "{side}: {} stats in 4 s",
+            got.stats.len()
+        );
+        let last = got.stats.last().expect("stats");
+        eprintln!("{side}: {last:?}");
+        assert_eq!((last.width, last.height), (640, 360), "{side}: {last:?}");
+        assert!(
+            (25.0..=35.0).contains(&last.fps_received),
+            "{side}: {last:?}"
+        );
+        assert!((25.0..=35.0).contains(&last.fps_sent), "{side}: {last:?}");
+        assert!(
+            last.recv_kbps > 100.0 && last.send_kbps > 100.0,
+            "{side}: {last:?}"
+        );
+        assert_eq!(
+            last.path.as_deref(),
+            Some("host"),
+            "{side}: direct on loopback"
+        );
+        assert!(last.loss_pct < 1.0 && last.freezes == 0, "{side}: {last:?}");
+        assert!(
+            last.decode_ms > 0.0 && last.encode_ms > 0.0,
+            "{side}: {last:?}"
         );
     }
     host.hang_up();

@@ -108,6 +108,8 @@ struct Stats {
     chat_delivered: u64,
     files_received: u64,
     files_delivered: u64,
+    /// The call's last one-second stats (bitrates, loss, RTT, path, …).
+    last_second: Option<confer_call::call::CallStats>,
     warnings: Vec<String>,
     ended: Option<String>,
 }
@@ -267,6 +269,7 @@ async fn call(
             }
             CallEvent::PeerHungUp(why) => eprintln!("the other side hung up: {why}"),
             CallEvent::TransferProgress { .. } => {}
+            CallEvent::Stats(s) => stats.last_second = Some(s),
             CallEvent::FileReceived {
                 name,
                 data,
