@@ -257,6 +257,23 @@ impl CallHandle {
         self.switches.file_limit.store(bytes, Ordering::Relaxed);
     }
 
+    /// Switches the video source mid-call (`camera:<id>`, `pattern:WxH`, `file:…`) without
+    /// renegotiating: same track, a keyframe from the new source. Fails, keeping the current
+    /// source, when the new one cannot open (camera busy, gone).
+    pub fn switch_video(&self, spec: &str) -> Result<(), String> {
+        let source = confer_media::source::open(spec).map_err(|e| e.to_string())?;
+        put(&self.switches.next_video, source);
+        Ok(())
+    }
+
+    /// Switches the audio source mid-call (`mic:<device>`, `tone`, `speech`, `file:…`), the
+    /// same way.
+    pub fn switch_audio(&self, spec: &str) -> Result<(), String> {
+        let source = confer_media::audio::open(spec).map_err(|e| e.to_string())?;
+        put(&self.switches.next_audio, source);
+        Ok(())
+    }
+
     /// Mutes or unmutes the microphone (the other side is told).
     pub fn set_muted(&self, muted: bool) {
         self.switches.muted.store(muted, Ordering::Relaxed);
@@ -326,7 +343,7 @@ pub struct CallStats {
 }
 
 /// The user's microphone and camera switches, read by the media threads.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Switches {
     muted: AtomicBool,
     camera_off: AtomicBool,
@@ -334,6 +351,29 @@ struct Switches {
     camera_back: AtomicBool,
     /// Largest file accepted from the other side (0: the default).
     file_limit: std::sync::atomic::AtomicU64,
+    /// A camera (or other video source) to switch to, taken by the video thread.
+    next_video: Mutex<Option<Box<dyn confer_media::source::VideoSource>>>,
+    /// A microphone (or other audio source) to switch to, taken by the audio thread.
+    next_audio: Mutex<Option<Box<dyn AudioSource>>>,
+}
+
+/// Leaves a value for a media thread to take.
+fn put<T>(slot: &Mutex<Option<T>>, value: T) {
+    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+}
+
+/// Takes what was left for this thread, if anything.
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+impl std::fmt::Debug for Switches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switches")
+            .field("muted", &self.muted)
+            .field("camera_off", &self.camera_off)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Media threads of one connected call; dropping it stops them.
@@ -365,8 +405,9 @@ fn start_media(
     let audio_source = confer_media::audio::open(&config.audio).map_err(|e| e.to_string())?;
     let (w, h) = video_source.size();
     let fps = video_source.fps();
-    let mut encoder =
-        Vp8Encoder::new(Vp8Config::new(w, h, config.video_kbps)).map_err(|e| e.to_string())?;
+    let kbps = config.video_kbps;
+    let mut encoder = Vp8Encoder::new(Vp8Config::new(w, h, kbps)).map_err(|e| e.to_string())?;
+    let mut encoder_size = (w, h);
 
     // Video: capture thread → encoder thread → async sender.
     let (encoded_tx, mut encoded_rx) = mpsc::channel::<Bytes>(4);
@@ -382,16 +423,41 @@ fn start_media(
             .spawn(move || {
                 // Wall-clock stamps: a receiver on the same machine reads glass-to-glass time
                 // off the frame mark.
-                let capture = Capture::start_wall_clock(video_source);
+                let mut capture = Capture::start_wall_clock(video_source);
+                let mut switched = false;
                 while !stop.load(Ordering::Relaxed) {
+                    // Another camera: same track, same connection; a new encoder if the size
+                    // changed, and a keyframe either way.
+                    let next = take(&switches.next_video);
+                    if let Some(source) = next {
+                        let (w, h) = source.size();
+                        capture = Capture::start_wall_clock(source);
+                        if (w, h) != encoder_size {
+                            match Vp8Encoder::new(Vp8Config::new(w, h, kbps)) {
+                                Ok(e) => {
+                                    encoder = e;
+                                    encoder_size = (w, h);
+                                }
+                                Err(e) => {
+                                    let _ = events
+                                        .send(CallEvent::Warning(format!("video encoder: {e}")));
+                                }
+                            }
+                        }
+                        switched = true;
+                    }
                     let Some(frame) = capture.next(Duration::from_millis(200)) else {
                         continue;
                     };
+                    if (frame.width, frame.height) != encoder_size {
+                        continue; // a frame of the previous source still in the hand-off
+                    }
                     if switches.camera_off.load(Ordering::Relaxed) {
                         continue; // nothing leaves the machine while the camera is off
                     }
-                    let force =
-                        keyframes.take() | switches.camera_back.swap(false, Ordering::AcqRel);
+                    let force = keyframes.take()
+                        | switches.camera_back.swap(false, Ordering::AcqRel)
+                        | std::mem::take(&mut switched);
                     counters
                         .capture_dropped
                         .store(capture.stats().dropped, Ordering::Relaxed);
@@ -446,6 +512,10 @@ fn start_media(
                     }
                     next = (next + Duration::from_millis(10))
                         .max(Instant::now() - Duration::from_millis(50));
+                    let next = take(&switches.next_audio);
+                    if let Some(new) = next {
+                        source = new;
+                    }
                     let Ok(frame) = source.next_frame() else {
                         pcm.extend(std::iter::repeat_n(0.0, FRAME_10MS));
                         continue;
