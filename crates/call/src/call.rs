@@ -395,6 +395,7 @@ fn start_media(
     peer: &Arc<Peer>,
     switches: &Arc<Switches>,
     events: &mpsc::UnboundedSender<CallEvent>,
+    keyframe_needed: mpsc::UnboundedSender<()>,
 ) -> Result<Media, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(MediaCounters::default());
@@ -560,6 +561,7 @@ fn start_media(
             .spawn(move || {
                 let mut last_frame: Option<Instant> = None;
                 let mut frozen = false;
+                let mut last_request: Option<Instant> = None;
                 loop {
                     let next = video_rx.recv_timeout(Duration::from_millis(100));
                     if stop.load(Ordering::Relaxed) {
@@ -599,9 +601,16 @@ fn start_media(
                             }
                         }
                         Ok(None) => {}
-                        // Waits for the keyframe the assembler asked for.
+                        // A frame that does not decode (its reference was lost, or the first
+                        // keyframe went by before we listened): ask for a keyframe, at most
+                        // every 250 ms, and wait for it.
                         Err(_) => {
                             counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                            if last_request.is_none_or(|t| t.elapsed() > Duration::from_millis(250))
+                            {
+                                last_request = Some(Instant::now());
+                                let _ = keyframe_needed.send(());
+                            }
                         }
                     }
                 }
@@ -783,6 +792,7 @@ async fn run(
     let mut sending: std::collections::HashMap<u64, Arc<AtomicBool>> = Default::default();
     let mut pending_files: Vec<(u64, String, Bytes)> = Vec::new();
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+    let (keyframe_tx, mut keyframe_rx) = mpsc::unbounded_channel::<()>();
     let mut previous = Previous::default();
     let send_text = |p: &Arc<Peer>, m: &DataMessage| {
         let p = Arc::clone(p);
@@ -855,7 +865,7 @@ async fn run(
                         match state {
                             S::Connected if media.is_none() => {
                                 if let Some(p) = &peer {
-                                    match start_media(&config, p, &switches, &events) {
+                                    match start_media(&config, p, &switches, &events, keyframe_tx.clone()) {
                                         Ok(m) => {
                                             media = Some(m);
                                             let _ = events.send(CallEvent::Connected);
@@ -977,6 +987,11 @@ async fn run(
                             m.playout.lock().unwrap_or_else(|e| e.into_inner()).push(seq, data.to_vec(), arrival);
                         }
                     }
+                }
+            }
+            Some(()) = keyframe_rx.recv() => {
+                if let Some(p) = &peer {
+                    p.request_keyframe().await;
                 }
             }
             _ = stats_tick.tick() => {

@@ -125,7 +125,11 @@ pub enum PeerEvent {
 struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
     data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
+    remote_video: RemoteVideo,
 }
+
+/// The remote video track and its SSRC, for keyframe requests.
+type RemoteVideo = Arc<Mutex<Option<(Arc<dyn TrackRemote>, u32)>>>;
 
 /// The label of Confer's one data channel (ordered, reliable): chat, receipts, control.
 pub const DATA_CHANNEL: &str = "confer";
@@ -251,6 +255,10 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if track.kind().await == RtpCodecKind::Video {
+            let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
+            *self.remote_video.lock().await = Some((Arc::clone(&track), ssrc));
+        }
         let events = self.events.clone();
         tokio::spawn(receive(track, events));
     }
@@ -360,6 +368,7 @@ impl Outgoing {
 /// One peer connection.
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
+    remote_video: RemoteVideo,
     data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
     keyframes: Arc<KeyframeFlag>,
     video: Outgoing,
@@ -452,6 +461,7 @@ impl Peer {
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Self> {
         let data = Arc::new(Mutex::new(None));
+        let remote_video: RemoteVideo = Arc::new(Mutex::new(None));
         let mut media = MediaEngine::default();
         media.register_codec(codec(RtpCodecKind::Video), RtpCodecKind::Video)?;
         media.register_codec(codec(RtpCodecKind::Audio), RtpCodecKind::Audio)?;
@@ -476,6 +486,7 @@ impl Peer {
             .with_handler(Arc::new(Handler {
                 events: events.clone(),
                 data: Arc::clone(&data),
+                remote_video: Arc::clone(&remote_video),
             }))
             .with_udp_addrs(vec![format!("{bind_ip}:0")])
             .build()
@@ -498,6 +509,7 @@ impl Peer {
         });
         Ok(Self {
             pc,
+            remote_video,
             data,
             keyframes,
             video,
@@ -515,6 +527,18 @@ impl Peer {
         let sdp = offer.sdp.clone();
         self.pc.set_local_description(offer).await?;
         Ok(Signal::Offer { sdp })
+    }
+
+    /// Asks the far side for a keyframe (PLI): our decoder cannot go on without one.
+    pub async fn request_keyframe(&self) {
+        let remote = self.remote_video.lock().await.clone();
+        if let Some((track, ssrc)) = remote {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+        }
     }
 
     /// Handles a signal from the other side; returns the answer to an offer.
