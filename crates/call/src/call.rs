@@ -120,6 +120,11 @@ pub enum CallEvent {
         /// The id [`CallHandle::send_chat`] returned.
         id: String,
     },
+    /// ICE restarted (asked for here or there): our new ICE username fragment.
+    IceRestarted {
+        /// The local ufrag after the restart.
+        ufrag: String,
+    },
     /// Once a second while connected.
     Stats(CallStats),
     /// Something went wrong that the call survives.
@@ -139,6 +144,7 @@ enum Command {
         data: Bytes,
     },
     CancelTransfer(u64),
+    RestartIce,
     HangUp,
 }
 
@@ -287,6 +293,12 @@ impl CallHandle {
             self.switches.camera_back.store(true, Ordering::Release);
         }
         let _ = self.commands.send(Command::MediaState);
+    }
+
+    /// Restarts ICE through signaling (after a network change, or when media stalls): the
+    /// call stays, the path is found again.
+    pub fn restart_ice(&self) {
+        let _ = self.commands.send(Command::RestartIce);
     }
 
     /// Hangs up.
@@ -836,8 +848,18 @@ async fn run(
                             let _ = events.send(CallEvent::Warning("a signal outside a call".into()));
                             continue;
                         };
+                        let before = p.local_ufrag().await;
                         match p.on_signal(signal).await {
-                            Ok(Some(answer)) => signaling.signal(answer.to_payload()),
+                            Ok(Some(answer)) => {
+                                signaling.signal(answer.to_payload());
+                                // An offer with new credentials during a connected call: the
+                                // other side restarted ICE, and so did we in answering.
+                                let after = p.local_ufrag().await;
+                                if media.is_some() && before.is_some() && after != before {
+                                    let ufrag = after.unwrap_or_default();
+                                    let _ = events.send(CallEvent::IceRestarted { ufrag });
+                                }
+                            }
                             Ok(None) => {}
                             Err(e) => { let _ = events.send(CallEvent::Warning(e.to_string())); }
                         }
@@ -1017,6 +1039,20 @@ async fn run(
                     // Before the data channel is open: it goes out when it opens.
                     _ => pending_files.push((id, name, data)),
                 },
+                Some(Command::RestartIce) => {
+                    if let Some(p) = &peer {
+                        match p.restart_ice().await {
+                            Ok(offer) => {
+                                signaling.signal(offer.to_payload());
+                                let ufrag = p.local_ufrag().await.unwrap_or_default();
+                                let _ = events.send(CallEvent::IceRestarted { ufrag });
+                            }
+                            Err(e) => {
+                                let _ = events.send(CallEvent::Warning(format!("ICE restart: {e}")));
+                            }
+                        }
+                    }
+                }
                 Some(Command::CancelTransfer(id)) => {
                     let reason = "cancelled".to_owned();
                     let ours = sending.remove(&id);

@@ -424,12 +424,16 @@ async fn outgoing(pc: &Arc<dyn PeerConnection>, kind: RtpCodecKind) -> Result<Ou
     } else {
         "video"
     };
+    // Track ids must differ from the far side's: webrtc-rs routes inbound RTCP by track id and
+    // tries received tracks first, so two peers both naming their video "confer-video" would
+    // deliver every PLI for our video to our own receiver instead of our encoder.
+    let id = format!("confer-{name}-{ssrc:08x}");
     let track = Arc::new(TrackLocalStaticSample::new(
         Instant::now(),
         MediaStreamTrack::new(
-            "confer".into(),
-            format!("confer-{name}"),
-            format!("confer-{name}"),
+            format!("confer-{ssrc:08x}"),
+            id.clone(),
+            id,
             kind,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
@@ -539,6 +543,25 @@ impl Peer {
             };
             let _ = track.write_rtcp(vec![Box::new(pli)]).await;
         }
+    }
+
+    /// Restarts ICE (new credentials, candidates gathered again) and returns the offer that
+    /// carries it; the other side answers as to any offer.
+    pub async fn restart_ice(&self) -> Result<Signal> {
+        self.pc.restart_ice().await?;
+        let offer = self.pc.create_offer(None).await?;
+        let sdp = offer.sdp.clone();
+        self.pc.set_local_description(offer).await?;
+        Ok(Signal::Offer { sdp })
+    }
+
+    /// The ICE username fragment of our current local description.
+    pub async fn local_ufrag(&self) -> Option<String> {
+        let local = self.pc.local_description().await?;
+        local
+            .sdp
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned))
     }
 
     /// Handles a signal from the other side; returns the answer to an offer.

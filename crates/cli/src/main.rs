@@ -270,6 +270,7 @@ async fn call(
             CallEvent::PeerHungUp(why) => eprintln!("the other side hung up: {why}"),
             CallEvent::TransferProgress { .. } => {}
             CallEvent::Stats(s) => stats.last_second = Some(s),
+            CallEvent::IceRestarted { .. } => eprintln!("ICE restarted"),
             CallEvent::FileReceived {
                 name,
                 data,
