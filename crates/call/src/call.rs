@@ -135,7 +135,7 @@ pub enum CallEvent {
 
 enum Command {
     Admit(String),
-    Chat(String),
+    Chat(DataMessage),
     /// Mute, camera: send the new state.
     MediaState,
     SendFile {
@@ -236,8 +236,7 @@ impl CallHandle {
             id: id.clone(),
             text: text.to_owned(),
         };
-        let json = serde_json::to_string(&message).expect("chat serializes");
-        let _ = self.commands.send(Command::Chat(json));
+        let _ = self.commands.send(Command::Chat(message));
         Ok(id)
     }
 
@@ -682,8 +681,7 @@ async fn start_send(
         size: data.len() as u64,
         sha256: transfer::sha256_hex(&data),
     };
-    peer.send_data(&serde_json::to_string(&offer).expect("serializes"))
-        .await;
+    send_message(peer, &offer).await;
     let cancelled = Arc::new(AtomicBool::new(false));
     sending.insert(id, Arc::clone(&cancelled));
     let (peer, events, total) = (Arc::clone(peer), events.clone(), data.len() as u64);
@@ -778,12 +776,17 @@ fn stats(
     result
 }
 
-fn media_state(switches: &Switches) -> String {
-    serde_json::to_string(&DataMessage::Media {
+fn media_state(switches: &Switches) -> DataMessage {
+    DataMessage::Media {
         muted: switches.muted.load(Ordering::Relaxed),
         camera: !switches.camera_off.load(Ordering::Relaxed),
-    })
-    .expect("serializes")
+    }
+}
+
+/// Sends one message on the data channel; `false` when it is not open.
+async fn send_message(peer: &Peer, message: &DataMessage) -> bool {
+    let json = serde_json::to_string(message).expect("data messages serialize");
+    peer.send_data(&json).await
 }
 
 async fn run(
@@ -799,18 +802,13 @@ async fn run(
     let mut media: Option<Media> = None;
     let epoch = Instant::now();
     // Chat waiting for the data channel.
-    let mut outbox: Vec<String> = Vec::new();
+    let mut outbox: Vec<DataMessage> = Vec::new();
     let mut incoming = transfer::Receiver::default();
     let mut sending: std::collections::HashMap<u64, Arc<AtomicBool>> = Default::default();
     let mut pending_files: Vec<(u64, String, Bytes)> = Vec::new();
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
     let (keyframe_tx, mut keyframe_rx) = mpsc::unbounded_channel::<()>();
     let mut previous = Previous::default();
-    let send_text = |p: &Arc<Peer>, m: &DataMessage| {
-        let p = Arc::clone(p);
-        let json = serde_json::to_string(m).expect("data messages serialize");
-        async move { p.send_data(&json).await }
-    };
     let mut data_open = false;
     let ended = loop {
         tokio::select! {
@@ -913,9 +911,9 @@ async fn run(
                     PeerEvent::DataOpen => {
                         data_open = true;
                         if let Some(p) = &peer {
-                            p.send_data(&media_state(&switches)).await;
-                            for json in outbox.drain(..) {
-                                p.send_data(&json).await;
+                            send_message(p, &media_state(&switches)).await;
+                            for message in outbox.drain(..) {
+                                send_message(p, &message).await;
                             }
                             for (id, name, data) in pending_files.drain(..) {
                                 start_send(p, id, name, data, &mut sending, &events).await;
@@ -925,8 +923,7 @@ async fn run(
                     PeerEvent::Data(text) => match serde_json::from_str::<DataMessage>(&text) {
                         Ok(DataMessage::Chat { id, text }) => {
                             if let Some(p) = &peer {
-                                let receipt = DataMessage::Receipt { id: id.clone() };
-                                p.send_data(&serde_json::to_string(&receipt).expect("serializes")).await;
+                                send_message(p, &DataMessage::Receipt { id: id.clone() }).await;
                             }
                             let _ = events.send(CallEvent::Chat { id, text });
                         }
@@ -947,7 +944,7 @@ async fn run(
                             if size > limit {
                                 let reason = format!("{size} bytes is more than the {limit} accepted");
                                 if let Some(p) = &peer {
-                                    send_text(p, &DataMessage::FileCancel { id, reason: reason.clone() }).await;
+                                    send_message(p, &DataMessage::FileCancel { id, reason: reason.clone() }).await;
                                 }
                                 let _ = events.send(CallEvent::TransferCancelled { id, reason });
                             } else {
@@ -984,14 +981,14 @@ async fn run(
                             transfer::ChunkOutcome::Overflow => {
                                 let reason = "more data than offered".to_owned();
                                 if let Some(p) = &peer {
-                                    send_text(p, &DataMessage::FileCancel { id, reason: reason.clone() }).await;
+                                    send_message(p, &DataMessage::FileCancel { id, reason: reason.clone() }).await;
                                 }
                                 let _ = events.send(CallEvent::TransferCancelled { id, reason });
                             }
                             transfer::ChunkOutcome::Complete(ok) => {
                                 if let Some(file) = incoming.take(id) {
                                     if let Some(p) = &peer {
-                                        send_text(p, &DataMessage::FileResult { id, ok }).await;
+                                        send_message(p, &DataMessage::FileResult { id, ok }).await;
                                     }
                                     let _ = events.send(CallEvent::FileReceived {
                                         id,
@@ -1028,9 +1025,9 @@ async fn run(
             }
             command = commands.recv() => match command {
                 Some(Command::Admit(guest)) => signaling.admit(&guest),
-                Some(Command::Chat(json)) => match &peer {
-                    Some(p) if data_open && p.send_data(&json).await => {}
-                    _ => outbox.push(json),
+                Some(Command::Chat(message)) => match &peer {
+                    Some(p) if data_open && send_message(p, &message).await => {}
+                    _ => outbox.push(message),
                 },
                 Some(Command::SendFile { id, name, data }) => match &peer {
                     Some(p) if data_open => {
@@ -1061,20 +1058,19 @@ async fn run(
                     }
                     if ours.is_some() || incoming.cancel(id).is_some() {
                         if let Some(p) = &peer {
-                            send_text(p, &DataMessage::FileCancel { id, reason: reason.clone() }).await;
+                            send_message(p, &DataMessage::FileCancel { id, reason: reason.clone() }).await;
                         }
                         let _ = events.send(CallEvent::TransferCancelled { id, reason });
                     }
                 }
                 Some(Command::MediaState) => {
                     if let Some(p) = &peer && data_open {
-                        p.send_data(&media_state(&switches)).await;
+                        send_message(p, &media_state(&switches)).await;
                     }
                 }
                 Some(Command::HangUp) | None => {
                     if let Some(p) = &peer && data_open {
-                        let bye = DataMessage::Bye { reason: "hung up".into() };
-                        p.send_data(&serde_json::to_string(&bye).expect("serializes")).await;
+                        send_message(p, &DataMessage::Bye { reason: "hung up".into() }).await;
                         p.flush_data(Duration::from_millis(500)).await;
                     }
                     signaling.leave();
