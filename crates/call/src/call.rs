@@ -391,7 +391,8 @@ impl std::fmt::Debug for Switches {
 struct Media {
     stop: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
-    video_rx: std::sync::mpsc::Sender<(Bytes, u16)>,
+    /// Received VP8 frames for the decoder thread.
+    to_decoder: std::sync::mpsc::Sender<Bytes>,
     playout: Arc<Mutex<Playout>>,
 }
 
@@ -561,7 +562,7 @@ fn start_media(
     });
 
     // Received video: a decoder thread.
-    let (video_tx, video_rx) = std::sync::mpsc::channel::<(Bytes, u16)>();
+    let (to_decoder, video_rx) = std::sync::mpsc::channel::<Bytes>();
     {
         let events = events.clone();
         let counters = Arc::clone(&counters);
@@ -586,7 +587,7 @@ fn start_media(
                         frozen = true;
                         counters.freezes.fetch_add(1, Ordering::Relaxed);
                     }
-                    let (data, _lost) = match next {
+                    let data = match next {
                         Ok(item) => item,
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                         Err(_) => break,
@@ -661,7 +662,7 @@ fn start_media(
     Ok(Media {
         stop,
         counters,
-        video_rx: video_tx,
+        to_decoder,
         playout,
     })
 }
@@ -903,9 +904,9 @@ async fn run(
                             _ => {}
                         }
                     }
-                    PeerEvent::Video { data, lost_before, .. } => {
+                    PeerEvent::Video { data, .. } => {
                         if let Some(m) = &media {
-                            let _ = m.video_rx.send((data, lost_before));
+                            let _ = m.to_decoder.send(data);
                         }
                     }
                     PeerEvent::DataOpen => {

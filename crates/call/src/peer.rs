@@ -264,6 +264,15 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// Asks the sender of `track` (its SSRC `ssrc`) for a keyframe.
+async fn send_pli(track: &dyn TrackRemote, ssrc: u32) {
+    let pli = PictureLossIndication {
+        sender_ssrc: 0,
+        media_ssrc: ssrc,
+    };
+    let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+}
+
 /// Reads a remote track: RTP straight off the poll loop into a channel; a second task builds
 /// frames (video) or passes packets on (audio).
 async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<PeerEvent>) {
@@ -286,11 +295,7 @@ async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<Peer
                 for frame in assembler.push(&packet) {
                     if frame.lost_before > 0 {
                         // Lost packets: the decoder's reference is gone; ask for a keyframe.
-                        let pli = PictureLossIndication {
-                            sender_ssrc: 0,
-                            media_ssrc: ssrc,
-                        };
-                        let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+                        send_pli(&*track, ssrc).await;
                     }
                     let _ = events.send(PeerEvent::Video {
                         data: frame.data,
@@ -537,11 +542,7 @@ impl Peer {
     pub async fn request_keyframe(&self) {
         let remote = self.remote_video.lock().await.clone();
         if let Some((track, ssrc)) = remote {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-            };
-            let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+            send_pli(&*track, ssrc).await;
         }
     }
 
