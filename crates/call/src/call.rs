@@ -18,6 +18,7 @@ use confer_media::audio::AudioSource;
 use confer_media::capture::Capture;
 use confer_media::jitter::{JitterConfig, Playout};
 use confer_media::opus::{OpusConfig, OpusEncoder};
+use confer_media::pace::Pacer;
 use confer_media::tone::FRAME_10MS;
 use confer_media::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
 use confer_media::{VideoDecoder, VideoEncoder, VideoFrame};
@@ -515,16 +516,12 @@ fn start_media(
             .name("confer-audio-send".into())
             .spawn(move || {
                 let mut pcm = Vec::with_capacity(2 * FRAME_10MS);
-                let mut next = Instant::now();
+                // Synthetic and file sources return at once: pace them; a microphone blocks
+                // for its own 10 ms and the deadline has passed by then. Up to 50 ms of delay
+                // is made up.
+                let mut pacer = Pacer::new(Duration::from_millis(10), Duration::from_millis(50));
                 while !stop.load(Ordering::Relaxed) {
-                    // Synthetic and file sources return at once: pace them; a microphone
-                    // blocks for its own 10 ms and the deadline has passed by then.
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    }
-                    next = (next + Duration::from_millis(10))
-                        .max(Instant::now() - Duration::from_millis(50));
+                    pacer.wait();
                     let next = take(&switches.next_audio);
                     if let Some(new) = next {
                         source = new;
@@ -641,13 +638,10 @@ fn start_media(
         std::thread::Builder::new()
             .name("confer-audio-recv".into())
             .spawn(move || {
-                let mut next = Instant::now();
+                // Playout keeps real time: every 10 ms is made up.
+                let mut pacer = Pacer::new(Duration::from_millis(10), Duration::MAX);
                 while !stop.load(Ordering::Relaxed) {
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    }
-                    next += Duration::from_millis(10);
+                    pacer.wait();
                     let frame = playout
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())

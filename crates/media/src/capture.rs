@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::VideoFrame;
+use crate::pace::Pacer;
 use crate::source::VideoSource;
 
 /// A bounded queue that drops the oldest item when full.
@@ -139,14 +140,10 @@ impl Capture {
         let thread = std::thread::Builder::new()
             .name("confer-capture".into())
             .spawn(move || {
-                let mut next = Instant::now();
+                // Ticks missed while the source was slow are skipped, not caught up.
+                let mut pacer = Pacer::new(period, Duration::ZERO);
                 while !worker.stop.load(Ordering::Relaxed) {
-                    let now = Instant::now();
-                    if next > now {
-                        std::thread::sleep(next - now);
-                    }
-                    // Ticks missed while the source was slow are skipped, not caught up.
-                    next = (next + period).max(Instant::now());
+                    pacer.wait();
                     let capture_us = clock();
                     match source.next_frame(capture_us) {
                         Ok(frame) => {

@@ -21,6 +21,7 @@ pub mod ladder;
 pub mod level;
 pub mod mark;
 pub mod opus;
+pub mod pace;
 pub mod pattern;
 pub mod quality;
 pub mod reframe;
