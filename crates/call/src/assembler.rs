@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
+use confer_media::jitter::SeqUnwrapper;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 
@@ -41,7 +42,7 @@ struct Held {
 #[derive(Debug, Default)]
 pub struct FrameAssembler {
     packets: BTreeMap<u64, Held>,
-    last_ext: Option<u64>,
+    seq: SeqUnwrapper,
     /// First sequence number of the next frame to emit.
     next: Option<u64>,
     /// Newest timestamp seen (for the wait limit).
@@ -60,20 +61,9 @@ impl FrameAssembler {
         self.lost
     }
 
-    fn extend(&mut self, seq: u16) -> u64 {
-        let ext = match self.last_ext {
-            None => u64::from(seq) + (1 << 16),
-            Some(last) => (last as i64 + i64::from(seq.wrapping_sub(last as u16) as i16)) as u64,
-        };
-        if self.last_ext.is_none_or(|l| ext > l) {
-            self.last_ext = Some(ext);
-        }
-        ext
-    }
-
     /// Adds a packet; returns the frames it completed, oldest first.
     pub fn push(&mut self, packet: &rtc::rtp::Packet) -> Vec<Frame> {
-        let ext = self.extend(packet.header.sequence_number);
+        let ext = self.seq.unwrap(packet.header.sequence_number);
         if self.next.is_some_and(|n| ext < n) || packet.payload.is_empty() {
             return Vec::new(); // late (its frame was emitted or given up) or padding
         }

@@ -75,13 +75,37 @@ pub struct JitterStats {
     pub rebuffers: u64,
 }
 
+/// Turns 16-bit RTP sequence numbers, which wrap every 65,536 packets, into an ever-growing
+/// count, taking the nearest interpretation to the newest number seen (so late and reordered
+/// packets land before it, not 65,536 ahead).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeqUnwrapper {
+    last: Option<u64>,
+}
+
+impl SeqUnwrapper {
+    /// The extended sequence number of `seq`.
+    pub fn unwrap(&mut self, seq: u16) -> u64 {
+        let ext = match self.last {
+            None => u64::from(seq) + (1 << 16), // room to go back before the first packet
+            Some(last) => {
+                let delta = seq.wrapping_sub(last as u16) as i16;
+                (last as i64 + i64::from(delta)) as u64
+            }
+        };
+        if self.last.is_none_or(|last| ext > last) {
+            self.last = Some(ext);
+        }
+        ext
+    }
+}
+
 /// Jitter buffer for 20 ms packets numbered by 16-bit RTP sequence numbers.
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
     config: JitterConfig,
     packets: BTreeMap<u64, Vec<u8>>,
-    /// Extended (unwrapped) sequence number of the last packet seen.
-    last_ext: Option<u64>,
+    seq: SeqUnwrapper,
     /// Next sequence number to play; `None` while buffering.
     next_play: Option<u64>,
     /// RFC 3550 interarrival jitter, microseconds (×16 fixed point avoided: f64).
@@ -98,7 +122,7 @@ impl JitterBuffer {
         Self {
             config,
             packets: BTreeMap::new(),
-            last_ext: None,
+            seq: SeqUnwrapper::default(),
             next_play: None,
             jitter_us: 0.0,
             prev_arrival: None,
@@ -133,23 +157,9 @@ impl JitterBuffer {
         ((last + 1 - from) * FRAME_US / 1000) as u32
     }
 
-    fn extend(&mut self, seq: u16) -> u64 {
-        let ext = match self.last_ext {
-            None => u64::from(seq) + (1 << 16), // room to go back before the first packet
-            Some(last) => {
-                let delta = seq.wrapping_sub(last as u16) as i16;
-                (last as i64 + i64::from(delta)) as u64
-            }
-        };
-        if self.last_ext.is_none_or(|last| ext > last) {
-            self.last_ext = Some(ext);
-        }
-        ext
-    }
-
     /// Adds a packet that arrived at `arrival_us` (any monotonic clock).
     pub fn push(&mut self, seq: u16, payload: Vec<u8>, arrival_us: u64) {
-        let ext = self.extend(seq);
+        let ext = self.seq.unwrap(seq);
         if let Some((prev_ext, prev_arrival)) = self.prev_arrival {
             // D = (arrival difference) − (send-time difference), send time from the sequence.
             let d = (arrival_us as f64 - prev_arrival as f64)
