@@ -9,7 +9,6 @@
 //!
 //! Run: `cargo bench -p confer-call --bench call [-- --calls 20 --seconds 10]`
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use confer_call::call::{CallConfig, CallEvent, CallHandle};
@@ -21,23 +20,13 @@ use confer_signal::{Config, ServerHandle};
 mod common;
 #[path = "../../media/benches/stats.rs"]
 mod stats;
-use stats::arg;
-
-fn pct(v: &mut [f64], p: usize) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(v.len() * p / 100).min(v.len() - 1)]
-}
+use stats::{arg, median, p95};
 
 fn config(handle: &ServerHandle, room: &str, role: Role, video: &str, kbps: u32) -> CallConfig {
     CallConfig {
-        url: handle.ws_url(),
-        token: common::token(handle, room, role),
-        name: None,
         video: video.into(),
         video_kbps: kbps,
-        audio: "tone".into(),
-        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        auto_admit: true,
+        ..common::call_config(handle, room, role)
     }
 }
 
@@ -95,8 +84,8 @@ async fn setup(handle: &ServerHandle, calls: u64) {
     }
     println!(
         "call setup (join → first decoded frame on both sides), {calls} calls: p50 {:.0} ms, p95 {:.0} ms",
-        pct(&mut ms.clone(), 50),
-        pct(&mut ms, 95)
+        median(&mut ms.clone()),
+        p95(&mut ms)
     );
 }
 
@@ -138,8 +127,8 @@ async fn glass_to_glass(handle: &ServerHandle, video: &str, kbps: u32, seconds: 
     println!(
         "{video} @ {kbps} kbit/s, {seconds} s: glass-to-glass (capture → decoded) p50 {:.1} ms, p95 {:.1} ms; \
          {:.1} frames/s received per peer; CPU per peer {:.0}% of a core; RSS {:.0} MiB (both peers + server)",
-        pct(&mut ages.clone(), 50),
-        pct(&mut ages, 95),
+        median(&mut ages.clone()),
+        p95(&mut ages),
         frames as f64 / 2.0 / seconds as f64,
         cpu * 100.0 / 2.0,
         rss_mib()
