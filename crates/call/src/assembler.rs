@@ -1,5 +1,5 @@
-//! Reassembles received VP8 frames from RTP packets the moment their last packet (the marker
-//! bit) is in, in order.
+//! Reassembles received video frames (VP8 or H.264) from RTP packets the moment their last
+//! packet (the marker bit) is in, in order.
 //!
 //! webrtc-rs's `SampleBuilder` emits a frame only when a packet of the *next* frame arrives,
 //! which adds a whole frame interval (33 ms at 30 fps) to glass-to-glass latency. Here a frame
@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
+use confer_media::VideoCodec;
 use confer_media::jitter::SeqUnwrapper;
+use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 
@@ -23,7 +25,7 @@ const MAX_PACKETS: usize = 1_024;
 /// One reassembled frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
-    /// The VP8 bitstream.
+    /// The bitstream (H.264 in Annex B).
     pub data: Bytes,
     /// RTP timestamp.
     pub rtp_timestamp: u32,
@@ -38,9 +40,10 @@ struct Held {
     payload: Bytes,
 }
 
-/// The assembler for one VP8 stream.
-#[derive(Debug, Default)]
+/// The assembler for one stream of one codec.
+#[derive(Debug)]
 pub struct FrameAssembler {
+    codec: VideoCodec,
     packets: BTreeMap<u64, Held>,
     seq: SeqUnwrapper,
     /// First sequence number of the next frame to emit.
@@ -51,9 +54,51 @@ pub struct FrameAssembler {
 }
 
 impl FrameAssembler {
-    /// An empty assembler.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty assembler for `codec`.
+    pub fn new(codec: VideoCodec) -> Self {
+        Self {
+            codec,
+            packets: BTreeMap::new(),
+            seq: SeqUnwrapper::default(),
+            next: None,
+            newest_ts: 0,
+            lost: 0,
+        }
+    }
+
+    /// The codec it reassembles.
+    pub fn codec(&self) -> VideoCodec {
+        self.codec
+    }
+
+    /// Whether the packet held at `seq` starts a frame.
+    fn is_head(&self, seq: u64) -> bool {
+        let Some(p) = self.packets.get(&seq) else {
+            return false;
+        };
+        match self.codec {
+            // The S bit on partition 0 says it outright.
+            VideoCodec::Vp8 => {
+                Vp8Packet::default().is_partition_head(&p.payload)
+                    && p.payload.first().is_some_and(|b| b & 0x0f == 0)
+            }
+            // H.264 only says where a NAL unit starts; a frame starts at one whose predecessor
+            // is not of the same frame (held with another timestamp, or not held at all).
+            VideoCodec::H264 => {
+                H264Packet::default().is_partition_head(&p.payload)
+                    && seq
+                        .checked_sub(1)
+                        .and_then(|prev| self.packets.get(&prev))
+                        .is_none_or(|prev| prev.timestamp != p.timestamp || prev.marker)
+            }
+        }
+    }
+
+    fn depacketizer(&self) -> Box<dyn Depacketizer + Send> {
+        match self.codec {
+            VideoCodec::Vp8 => Box::<Vp8Packet>::default(),
+            VideoCodec::H264 => Box::<H264Packet>::default(),
+        }
     }
 
     /// Packets given up on so far.
@@ -104,13 +149,13 @@ impl FrameAssembler {
             Some(n) => n,
             None => {
                 // The first frame: start at the oldest partition head held.
-                let head = self.packets.iter().find(|(_, p)| is_head(&p.payload))?.0;
-                self.next = Some(*head);
-                *head
+                let head = *self.packets.keys().find(|&&seq| self.is_head(seq))?;
+                self.next = Some(head);
+                head
             }
         };
         let first = self.packets.get(&start)?;
-        if !is_head(&first.payload) {
+        if !self.is_head(start) {
             return None;
         }
         let ts = first.timestamp;
@@ -125,7 +170,7 @@ impl FrameAssembler {
             }
             end += 1;
         }
-        let mut depacketizer = Vp8Packet::default();
+        let mut depacketizer = self.depacketizer();
         let mut data = BytesMut::new();
         let mut ok = true;
         for seq in start..=end {
@@ -159,7 +204,7 @@ impl FrameAssembler {
         let resume = self
             .packets
             .range(next..)
-            .find(|(_, p)| p.timestamp != oldest_ts && is_head(&p.payload))
+            .find(|&(&seq, p)| p.timestamp != oldest_ts && self.is_head(seq))
             .map(|(seq, _)| *seq)?;
         let skipped = resume - next;
         self.packets = self.packets.split_off(&resume);
@@ -167,12 +212,6 @@ impl FrameAssembler {
         self.lost += skipped;
         Some(skipped)
     }
-}
-
-/// Whether a VP8 payload starts a frame (S bit set, partition 0).
-fn is_head(payload: &Bytes) -> bool {
-    Vp8Packet::default().is_partition_head(payload)
-        && payload.first().is_some_and(|b| b & 0x0f == 0)
 }
 
 #[cfg(test)]
@@ -201,9 +240,76 @@ mod tests {
             .collect()
     }
 
+    /// An H.264 frame as an RTP packetizer sends it: the SPS and PPS together (STAP-A), then
+    /// one slice in FU-A fragments of two bytes.
+    fn h264_frame(seq: u16, ts: u32) -> Vec<rtc::rtp::Packet> {
+        let payloads: [&[u8]; 4] = [
+            &[0x78, 0, 2, 0x67, 1, 0, 2, 0x68, 2], // STAP-A: SPS [0x67 1], PPS [0x68 2]
+            &[0x7c, 0x80 | 5, 10, 11],             // FU-A start, IDR slice (NRI 3)
+            &[0x7c, 5, 12, 13],
+            &[0x7c, 0x40 | 5, 14, 15], // FU-A end
+        ];
+        payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| rtc::rtp::Packet {
+                header: Header {
+                    sequence_number: seq.wrapping_add(i as u16),
+                    timestamp: ts,
+                    marker: i == 3,
+                    payload_type: 102,
+                    ..Default::default()
+                },
+                payload: Bytes::copy_from_slice(p),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn h264_frames_come_out_in_annex_b_and_a_lost_fragment_is_given_up() {
+        let mut a = FrameAssembler::new(VideoCodec::H264);
+        let mut out = Vec::new();
+        for p in h264_frame(500, 3000) {
+            out.extend(a.push(&p));
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].data.as_ref(),
+            &[
+                0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, // SPS, PPS
+                0, 0, 0, 1, 0x65, 10, 11, 12, 13, 14, 15, // the slice, NAL header rebuilt
+            ]
+        );
+        // A frame missing its middle fragment is waited for, then skipped: the frames after it
+        // start at their STAP-A, not at a stray fragment.
+        let broken = h264_frame(504, 6000);
+        a.push(&broken[0]);
+        a.push(&broken[1]);
+        a.push(&broken[3]);
+        let mut ts = 6000;
+        let mut seq = 508;
+        let mut later = Vec::new();
+        while later.is_empty() {
+            ts += 3000;
+            for p in h264_frame(seq, ts) {
+                later.extend(a.push(&p));
+            }
+            seq += 4;
+        }
+        assert_eq!(
+            later[0].lost_before, 4,
+            "the four packets of the broken frame"
+        );
+        assert!(
+            later
+                .iter()
+                .all(|f| f.data.starts_with(&[0, 0, 0, 1, 0x67]))
+        );
+    }
+
     #[test]
     fn a_frame_comes_out_with_its_last_packet_not_with_the_next_frame() {
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::Vp8);
         let pkts = frame(65_534, 1000, 3, 7); // across the sequence wrap
         assert!(a.push(&pkts[0]).is_empty());
         assert!(a.push(&pkts[1]).is_empty());
@@ -215,7 +321,7 @@ mod tests {
 
     #[test]
     fn reordered_packets_wait_and_frames_leave_in_order() {
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::Vp8);
         let f1 = frame(10, 3000, 2, 1);
         let f2 = frame(12, 6000, 2, 2);
         assert!(a.push(&f1[0]).is_empty());
@@ -230,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_lost_packet_is_waited_for_then_given_up_and_reported() {
-        let mut a = FrameAssembler::new();
+        let mut a = FrameAssembler::new(VideoCodec::Vp8);
         let lossy = frame(100, 9000, 3, 1);
         a.push(&lossy[0]);
         a.push(&lossy[2]); // lossy[1] never comes

@@ -20,8 +20,7 @@ use confer_media::jitter::{JitterConfig, Playout};
 use confer_media::opus::{OpusConfig, OpusEncoder};
 use confer_media::pace::Pacer;
 use confer_media::tone::FRAME_10MS;
-use confer_media::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
-use confer_media::{VideoDecoder, VideoEncoder, VideoFrame};
+use confer_media::{VideoCodec, VideoDecoder, VideoFrame};
 
 use crate::peer::{Peer, PeerEvent, Signal};
 use crate::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
@@ -40,6 +39,8 @@ pub struct CallConfig {
     pub video: String,
     /// Video bitrate, kbit/s.
     pub video_kbps: u32,
+    /// The video codec offered first (the other side's offer decides when it calls us).
+    pub video_codec: VideoCodec,
     /// Audio source spec (`tone`, `speech`, `file:…`, `mic`).
     pub audio: String,
     /// Address to gather ICE candidates on (loopback in tests).
@@ -319,6 +320,22 @@ struct MediaCounters {
     freezes: AtomicU64,
     width: AtomicU64,
     height: AtomicU64,
+    /// The codec of the last decoded remote frame (0: none yet, 1: VP8, 2: H.264).
+    codec_received: std::sync::atomic::AtomicU8,
+}
+
+fn codec_code(codec: Option<VideoCodec>) -> u8 {
+    match codec {
+        None => 0,
+        Some(VideoCodec::Vp8) => 1,
+        Some(VideoCodec::H264) => 2,
+    }
+}
+
+fn codec_from_code(code: u8) -> Option<VideoCodec> {
+    [VideoCodec::Vp8, VideoCodec::H264]
+        .into_iter()
+        .find(|&c| codec_code(Some(c)) == code)
 }
 
 /// One second of a call, for the stats panel and the network-quality indicator.
@@ -352,6 +369,10 @@ pub struct CallStats {
     pub dropped_frames: u64,
     /// `host` (direct), `srflx`/`prflx` (through NAT) or `relay` (TURN).
     pub path: Option<String>,
+    /// The video codec we send.
+    pub codec_sent: Option<VideoCodec>,
+    /// The video codec we receive.
+    pub codec_received: Option<VideoCodec>,
 }
 
 /// The user's microphone and camera switches, read by the media threads.
@@ -392,8 +413,10 @@ impl std::fmt::Debug for Switches {
 struct Media {
     stop: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
-    /// Received VP8 frames for the decoder thread.
-    to_decoder: std::sync::mpsc::Sender<Bytes>,
+    /// Received frames for the decoder thread.
+    to_decoder: std::sync::mpsc::Sender<(VideoCodec, Bytes)>,
+    /// The codec we send.
+    codec: VideoCodec,
     playout: Arc<Mutex<Playout>>,
 }
 
@@ -405,6 +428,7 @@ impl Drop for Media {
 
 fn start_media(
     config: &CallConfig,
+    codec: VideoCodec,
     peer: &Arc<Peer>,
     switches: &Arc<Switches>,
     events: &mpsc::UnboundedSender<CallEvent>,
@@ -420,7 +444,7 @@ fn start_media(
     let (w, h) = video_source.size();
     let fps = video_source.fps();
     let kbps = config.video_kbps;
-    let mut encoder = Vp8Encoder::new(Vp8Config::new(w, h, kbps)).map_err(|e| e.to_string())?;
+    let mut encoder = codec.encoder(w, h, kbps).map_err(|e| e.to_string())?;
     let mut encoder_size = (w, h);
 
     // Video: capture thread → encoder thread → async sender.
@@ -447,7 +471,7 @@ fn start_media(
                         let (w, h) = source.size();
                         capture = Capture::start_wall_clock(source);
                         if (w, h) != encoder_size {
-                            match Vp8Encoder::new(Vp8Config::new(w, h, kbps)) {
+                            match codec.encoder(w, h, kbps) {
                                 Ok(e) => {
                                     encoder = e;
                                     encoder_size = (w, h);
@@ -500,7 +524,7 @@ fn start_media(
         let peer = Arc::clone(peer);
         async move {
             while let Some(data) = encoded_rx.recv().await {
-                let _ = peer.send_video(data, frame_interval).await;
+                let _ = peer.send_video(codec, data, frame_interval).await;
             }
         }
     });
@@ -559,12 +583,13 @@ fn start_media(
     });
 
     // Received video: a decoder thread.
-    let (to_decoder, video_rx) = std::sync::mpsc::channel::<Bytes>();
+    let (to_decoder, video_rx) = std::sync::mpsc::channel::<(VideoCodec, Bytes)>();
     {
         let events = events.clone();
         let counters = Arc::clone(&counters);
         let stop = Arc::clone(&stop);
-        let mut decoder = Vp8Decoder::new().map_err(|e| e.to_string())?;
+        // Opened for the first frame's codec, and again if the sender changes codec.
+        let mut decoder: Option<(VideoCodec, Box<dyn VideoDecoder>)> = None;
         std::thread::Builder::new()
             .name("confer-video-recv".into())
             .spawn(move || {
@@ -584,10 +609,23 @@ fn start_media(
                         frozen = true;
                         counters.freezes.fetch_add(1, Ordering::Relaxed);
                     }
-                    let data = match next {
+                    let (codec, data) = match next {
                         Ok(item) => item,
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                         Err(_) => break,
+                    };
+                    if decoder.as_ref().is_none_or(|(c, _)| *c != codec) {
+                        match codec.decoder() {
+                            Ok(d) => decoder = Some((codec, d)),
+                            Err(e) => {
+                                let _ =
+                                    events.send(CallEvent::Warning(format!("video decoder: {e}")));
+                                continue;
+                            }
+                        }
+                    }
+                    let Some((_, decoder)) = decoder.as_mut() else {
+                        continue;
                     };
                     let started = Instant::now();
                     let decoded = decoder.decode(&data, 0);
@@ -597,6 +635,9 @@ fn start_media(
                     match decoded {
                         Ok(Some(frame)) => {
                             counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                            counters
+                                .codec_received
+                                .store(codec_code(Some(codec)), Ordering::Relaxed);
                             counters
                                 .width
                                 .store(u64::from(frame.width), Ordering::Relaxed);
@@ -657,6 +698,7 @@ fn start_media(
         stop,
         counters,
         to_decoder,
+        codec,
         playout,
     })
 }
@@ -709,11 +751,8 @@ struct Previous {
 }
 
 /// One second's stats from the counters now and at the previous tick.
-fn stats(
-    net: crate::peer::NetworkStats,
-    counters: &MediaCounters,
-    prev: &mut Previous,
-) -> Option<CallStats> {
+fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> Option<CallStats> {
+    let counters = &*media.counters;
     let now = Instant::now();
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let (fe, eu, fd, du) = (
@@ -758,6 +797,8 @@ fn stats(
             encode_ms: per(fe - prev.frames_encoded, eu - prev.encode_us),
             dropped_frames: load(&counters.capture_dropped) + load(&counters.decode_errors),
             path: net.path.clone(),
+            codec_sent: Some(media.codec),
+            codec_received: codec_from_code(counters.codec_received.load(Ordering::Relaxed)),
         }
     });
     *prev = Previous {
@@ -821,7 +862,7 @@ async fn run(
                         if let Some(old) = peer.take() {
                             let _ = old.close().await;
                         }
-                        match Peer::new(&ice_servers, config.bind_ip, peer_tx.clone()).await {
+                        match Peer::new(&ice_servers, config.bind_ip, config.video_codec, peer_tx.clone()).await {
                             Ok(p) => {
                                 let p = Arc::new(p);
                                 data_open = false;
@@ -880,7 +921,8 @@ async fn run(
                         match state {
                             S::Connected if media.is_none() => {
                                 if let Some(p) = &peer {
-                                    match start_media(&config, p, &switches, &events, keyframe_tx.clone()) {
+                                    let codec = p.video_codec().await.unwrap_or_default();
+                                    match start_media(&config, codec, p, &switches, &events, keyframe_tx.clone()) {
                                         Ok(m) => {
                                             media = Some(m);
                                             let _ = events.send(CallEvent::Connected);
@@ -898,9 +940,9 @@ async fn run(
                             _ => {}
                         }
                     }
-                    PeerEvent::Video { data, .. } => {
+                    PeerEvent::Video { codec, data, .. } => {
                         if let Some(m) = &media {
-                            let _ = m.to_decoder.send(data);
+                            let _ = m.to_decoder.send((codec, data));
                         }
                     }
                     PeerEvent::DataOpen => {
@@ -1011,7 +1053,7 @@ async fn run(
             _ = stats_tick.tick() => {
                 if let (Some(p), Some(m)) = (&peer, &media) {
                     let net = p.network_stats().await;
-                    if let Some(s) = stats(net, &m.counters, &mut previous) {
+                    if let Some(s) = stats(net, m, &mut previous) {
                         let _ = events.send(CallEvent::Stats(s));
                     }
                 } else {

@@ -1,5 +1,5 @@
 //! The WebRTC side of a call, on webrtc-rs 0.21.1 behind Confer's own types: a peer
-//! connection with one VP8 video and one Opus audio track each way, offer/answer and trickle
+//! connection with one video (VP8 or H.264) and one Opus audio track each way, offer/answer and trickle
 //! ICE as JSON that browsers speak too, encoded frames in, RTP out, and received RTP assembled
 //! into whole frames on tasks of their own (never inside the track's poll loop) and handed to
 //! the caller's channel.
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -25,6 +27,7 @@ use tokio::sync::{Mutex, mpsc};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::TrackLocalEvent;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
@@ -37,10 +40,12 @@ use webrtc::rtp_transceiver::RtpSender;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::sansio::Protocol;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use confer_media::VideoCodec;
 use confer_protocol::{IceServer, SignalPayload};
+use rtc::rtp::packetizer::Packetizer;
 
 use crate::assembler::FrameAssembler;
 
@@ -98,9 +103,11 @@ pub enum PeerEvent {
     Candidate(Signal),
     /// The connection state changed.
     State(RTCPeerConnectionState),
-    /// A whole received VP8 frame (and whether packets were lost before it).
+    /// A whole received video frame (and whether packets were lost before it).
     Video {
-        /// The VP8 bitstream of one frame.
+        /// Its codec.
+        codec: VideoCodec,
+        /// The bitstream of one frame (H.264: Annex B).
         data: Bytes,
         /// RTP timestamp (90 kHz).
         rtp_timestamp: u32,
@@ -126,6 +133,51 @@ struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
     data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
     remote_video: RemoteVideo,
+    payload_types: PayloadTypes,
+}
+
+/// The video codecs of the remote description by RTP payload type, in its order.
+type PayloadTypes = Arc<std::sync::RwLock<Vec<(u8, VideoCodec)>>>;
+
+/// The video payload types of an SDP that Confer can decode, in the order of its `m=video`
+/// line (the writer's preference): VP8, and H.264 in packetization mode 1 with a baseline
+/// profile (what OpenH264 speaks). Both sides of a session use the offer's numbers, so the
+/// remote description tells what arriving packets carry and what to send with.
+pub fn video_payload_types(sdp: &str) -> Vec<(u8, VideoCodec)> {
+    let attribute = |name: &str, pt: &str| {
+        sdp.lines().find_map(|line| {
+            let rest = line.trim().strip_prefix(name)?.strip_prefix(pt)?;
+            rest.strip_prefix(' ').map(str::to_owned)
+        })
+    };
+    let Some(order) = sdp
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("m=video "))
+    else {
+        return Vec::new();
+    };
+    order
+        .split_whitespace()
+        .skip(2) // port, protocol
+        .filter_map(|pt| {
+            let rtpmap = attribute("a=rtpmap:", pt)?;
+            let (name, clock) = rtpmap.split_once('/')?;
+            let codec = VideoCodec::from_name(name).filter(|_| clock.starts_with("90000"))?;
+            if codec == VideoCodec::H264 {
+                let fmtp = attribute("a=fmtp:", pt).unwrap_or_default();
+                let has = |p: &str| fmtp.split(';').any(|kv| kv.trim().eq_ignore_ascii_case(p));
+                let baseline = fmtp.split(';').any(|kv| {
+                    kv.trim()
+                        .strip_prefix("profile-level-id=")
+                        .is_some_and(|id| id.to_ascii_lowercase().starts_with("42"))
+                });
+                if !has("packetization-mode=1") || !baseline {
+                    return None;
+                }
+            }
+            Some((pt.parse().ok()?, codec))
+        })
+        .collect()
 }
 
 /// The remote video track and its SSRC, for keyframe requests.
@@ -260,7 +312,7 @@ impl PeerConnectionEventHandler for Handler {
             *self.remote_video.lock().await = Some((Arc::clone(&track), ssrc));
         }
         let events = self.events.clone();
-        tokio::spawn(receive(track, events));
+        tokio::spawn(receive(track, events, Arc::clone(&self.payload_types)));
     }
 }
 
@@ -275,14 +327,18 @@ async fn send_pli(track: &dyn TrackRemote, ssrc: u32) {
 
 /// Reads a remote track: RTP straight off the poll loop into a channel; a second task builds
 /// frames (video) or passes packets on (audio).
-async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<PeerEvent>) {
+async fn receive(
+    track: Arc<dyn TrackRemote>,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    payload_types: PayloadTypes,
+) {
     let kind = track.kind().await;
     let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let assembler = tokio::spawn({
         let track = Arc::clone(&track);
         async move {
-            let mut assembler = FrameAssembler::new();
+            let mut assembler = FrameAssembler::new(VideoCodec::Vp8);
             while let Some(packet) = rx.recv().await {
                 let packet: rtc::rtp::Packet = packet;
                 if kind == RtpCodecKind::Audio {
@@ -292,12 +348,25 @@ async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<Peer
                     });
                     continue;
                 }
+                let pt = packet.header.payload_type;
+                let codec = payload_types
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .find_map(|&(p, c)| (p == pt).then_some(c));
+                let Some(codec) = codec else {
+                    continue; // not a codec of ours (padding, an unnegotiated type)
+                };
+                if codec != assembler.codec() {
+                    assembler = FrameAssembler::new(codec);
+                }
                 for frame in assembler.push(&packet) {
                     if frame.lost_before > 0 {
                         // Lost packets: the decoder's reference is gone; ask for a keyframe.
                         send_pli(&*track, ssrc).await;
                     }
                     let _ = events.send(PeerEvent::Video {
+                        codec,
                         data: frame.data,
                         rtp_timestamp: frame.rtp_timestamp,
                         lost_before: frame.lost_before,
@@ -308,7 +377,7 @@ async fn receive(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<Peer
     });
     while let Some(event) = track.poll().await {
         let sent = match event {
-            // Opus packets pass whole; VP8 frames are assembled on the other task.
+            // Opus packets pass whole; video frames are assembled on the other task.
             TrackRemoteEvent::OnRtpPacket(packet) => tx.send(packet).is_ok(),
             TrackRemoteEvent::OnEnded => false,
             _ => true,
@@ -340,7 +409,7 @@ pub struct NetworkStats {
     pub path: Option<String>,
 }
 
-/// A local track with its negotiated sending parameters.
+/// The outgoing audio track with its negotiated payload type.
 struct Outgoing {
     track: Arc<TrackLocalStaticSample>,
     sender: Arc<dyn RtpSender>,
@@ -370,13 +439,67 @@ impl Outgoing {
     }
 }
 
+/// Largest RTP packet sent (as webrtc-rs's sample track: room for SRTP and TURN headers).
+const RTP_MTU: usize = 1_200;
+
+/// The outgoing video track. It packetizes itself, with one packetizer per codec on one
+/// sequence of numbers, because webrtc-rs's sample track fixes its codec when it is made,
+/// before negotiation has said which codecs the other side takes.
+struct VideoOut {
+    track: Arc<TrackLocalStaticRTP>,
+    packetizers: Mutex<HashMap<VideoCodec, Box<dyn Packetizer>>>,
+    /// The remote description's video codecs.
+    remote: PayloadTypes,
+}
+
+impl VideoOut {
+    /// The codec to send and its payload type: the first one of ours in the remote
+    /// description, which is what the other side prefers to receive (RFC 3264: send the first
+    /// format of the peer's list). webrtc-rs keeps a sender's codec list as the local
+    /// preference and does not narrow it to what was negotiated, so this reads the remote
+    /// description.
+    fn negotiated(&self) -> Option<(VideoCodec, u8)> {
+        let remote = self.remote.read().unwrap_or_else(|e| e.into_inner());
+        remote.first().map(|&(pt, codec)| (codec, pt))
+    }
+
+    async fn write(&self, codec: VideoCodec, data: Bytes, duration: Duration) -> Result<()> {
+        let Some(payload_type) = self
+            .negotiated()
+            .filter(|(c, _)| *c == codec)
+            .map(|(_, pt)| pt)
+        else {
+            return Ok(()); // not negotiated (yet), or not this codec: nothing to send to
+        };
+        let samples = (duration.as_secs_f64() * 90_000.0).round() as u32;
+        let packets = {
+            let mut packetizers = self.packetizers.lock().await;
+            let packetizer = packetizers.get_mut(&codec).expect("one per codec");
+            packetizer.packetize(Instant::now(), &data, samples)?
+        };
+        for mut packet in packets {
+            packet.header.payload_type = payload_type;
+            self.track.write_rtp_with_extensions(packet, &[]).await?;
+        }
+        Ok(())
+    }
+}
+
+fn video_mime(codec: VideoCodec) -> String {
+    match codec {
+        VideoCodec::Vp8 => MIME_TYPE_VP8.to_owned(),
+        VideoCodec::H264 => MIME_TYPE_H264.to_owned(),
+    }
+}
+
 /// One peer connection.
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
     remote_video: RemoteVideo,
+    payload_types: PayloadTypes,
     data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
     keyframes: Arc<KeyframeFlag>,
-    video: Outgoing,
+    video: VideoOut,
     audio: Outgoing,
     /// Candidates that arrived before the remote description.
     early: Mutex<Vec<RTCIceCandidateInit>>,
@@ -388,68 +511,86 @@ impl std::fmt::Debug for Peer {
     }
 }
 
-fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
-    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback {
         typ: typ.into(),
         parameter: parameter.into(),
-    };
-    match kind {
-        RtpCodecKind::Audio => RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48_000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-                rtcp_feedback: vec![fb("transport-cc", "")],
-            },
-            payload_type: 111,
-        },
-        _ => RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line: String::new(),
-                rtcp_feedback: vec![
-                    fb("ccm", "fir"),
-                    fb("nack", ""),
-                    fb("nack", "pli"),
-                    fb("transport-cc", ""),
-                ],
-            },
-            payload_type: 96,
-        },
     }
 }
 
-async fn outgoing(pc: &Arc<dyn PeerConnection>, kind: RtpCodecKind) -> Result<Outgoing> {
+/// Opus: 48 kHz, in-band FEC on.
+fn audio_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![feedback("transport-cc", "")],
+        },
+        payload_type: 111,
+    }
+}
+
+/// A video codec with keyframe requests, NACK and transport-wide congestion feedback. H.264 is
+/// constrained baseline 3.1 in packetization mode 1, as browsers offer it.
+fn video_codec(codec: VideoCodec) -> RTCRtpCodecParameters {
+    let (payload_type, fmtp) = match codec {
+        VideoCodec::Vp8 => (96, ""),
+        VideoCodec::H264 => (
+            102,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        ),
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: video_mime(codec),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: fmtp.into(),
+            rtcp_feedback: vec![
+                feedback("ccm", "fir"),
+                feedback("nack", ""),
+                feedback("nack", "pli"),
+                feedback("transport-cc", ""),
+            ],
+        },
+        payload_type,
+    }
+}
+
+/// A local track's description: its own SSRC and an id unlike the far side's. Track ids must
+/// differ from the far side's: webrtc-rs routes inbound RTCP by track id and tries received
+/// tracks first, so two peers both naming their video "confer-video" would deliver every PLI
+/// for our video to our own receiver instead of our encoder.
+fn local_track(kind: RtpCodecKind, codec: RTCRtpCodec) -> (MediaStreamTrack, u32) {
     let ssrc = rand::random::<u32>();
     let name = if kind == RtpCodecKind::Audio {
         "audio"
     } else {
         "video"
     };
-    // Track ids must differ from the far side's: webrtc-rs routes inbound RTCP by track id and
-    // tries received tracks first, so two peers both naming their video "confer-video" would
-    // deliver every PLI for our video to our own receiver instead of our encoder.
     let id = format!("confer-{name}-{ssrc:08x}");
-    let track = Arc::new(TrackLocalStaticSample::new(
-        Instant::now(),
-        MediaStreamTrack::new(
-            format!("confer-{ssrc:08x}"),
-            id.clone(),
-            id,
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: codec(kind).rtp_codec,
+    let track = MediaStreamTrack::new(
+        format!("confer-{ssrc:08x}"),
+        id.clone(),
+        id,
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
                 ..Default::default()
-            }],
-        ),
-    )?);
+            },
+            codec,
+            ..Default::default()
+        }],
+    );
+    (track, ssrc)
+}
+
+async fn audio_out(pc: &Arc<dyn PeerConnection>) -> Result<Outgoing> {
+    let (description, ssrc) = local_track(RtpCodecKind::Audio, audio_codec().rtp_codec);
+    let track = Arc::new(TrackLocalStaticSample::new(Instant::now(), description)?);
     let sender = pc
         .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
         .await?;
@@ -461,19 +602,74 @@ async fn outgoing(pc: &Arc<dyn PeerConnection>, kind: RtpCodecKind) -> Result<Ou
     })
 }
 
+/// The video track, offering/accepting `order` (preferred first). Must be the connection's
+/// first transceiver.
+async fn video_out(
+    pc: &Arc<dyn PeerConnection>,
+    order: [VideoCodec; 2],
+    remote: PayloadTypes,
+) -> Result<VideoOut> {
+    // The track's own codec decides which negotiated codec webrtc-rs binds the interceptors
+    // (NACK, reports, congestion feedback) to, and they work by SSRC, so VP8, which every peer
+    // negotiates, serves whatever is sent. It would also narrow the transceiver to VP8 alone,
+    // so the codec preferences are set again right after.
+    let (description, ssrc) =
+        local_track(RtpCodecKind::Video, video_codec(VideoCodec::Vp8).rtp_codec);
+    let sequencer: Box<dyn rtc::rtp::sequence::Sequencer> =
+        Box::new(rtc::rtp::sequence::new_random_sequencer());
+    let now = Instant::now();
+    let mut packetizers = HashMap::new();
+    for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+        let packetizer: Box<dyn Packetizer> = Box::new(rtc::rtp::packetizer::new_packetizer(
+            now,
+            RTP_MTU,
+            0, // set per packet from the negotiation
+            ssrc,
+            video_codec(codec).rtp_codec.payloader()?,
+            sequencer.clone(),
+            90_000,
+        ));
+        packetizers.insert(codec, packetizer);
+    }
+    let track = Arc::new(TrackLocalStaticRTP::new(description));
+    pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await?;
+    let transceivers = pc.get_transceivers().await;
+    let [transceiver] = transceivers.as_slice() else {
+        unreachable!("the video transceiver is the first");
+    };
+    transceiver
+        .set_codec_preferences(order.iter().map(|&c| video_codec(c)).collect())
+        .await?;
+    Ok(VideoOut {
+        track,
+        packetizers: Mutex::new(packetizers),
+        remote,
+    })
+}
+
 impl Peer {
     /// A peer connection using `ice_servers` (from `welcome`), bound to `bind_ip` (loopback in
-    /// tests: binding 0.0.0.0 skips loopback candidates). Events go to `events`.
+    /// tests: binding 0.0.0.0 skips loopback candidates), offering `prefer` first among the
+    /// video codecs. Events go to `events`.
     pub async fn new(
         ice_servers: &[IceServer],
         bind_ip: std::net::IpAddr,
+        prefer: VideoCodec,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Self> {
         let data = Arc::new(Mutex::new(None));
         let remote_video: RemoteVideo = Arc::new(Mutex::new(None));
+        let payload_types = PayloadTypes::default();
         let mut media = MediaEngine::default();
-        media.register_codec(codec(RtpCodecKind::Video), RtpCodecKind::Video)?;
-        media.register_codec(codec(RtpCodecKind::Audio), RtpCodecKind::Audio)?;
+        let order = match prefer {
+            VideoCodec::Vp8 => [VideoCodec::Vp8, VideoCodec::H264],
+            VideoCodec::H264 => [VideoCodec::H264, VideoCodec::Vp8],
+        };
+        for codec in order {
+            media.register_codec(video_codec(codec), RtpCodecKind::Video)?;
+        }
+        media.register_codec(audio_codec(), RtpCodecKind::Audio)?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?
             .with(Slot::from(14_000), KeyframeRequests::default());
         let config = RTCConfigurationBuilder::new()
@@ -496,13 +692,14 @@ impl Peer {
                 events: events.clone(),
                 data: Arc::clone(&data),
                 remote_video: Arc::clone(&remote_video),
+                payload_types: Arc::clone(&payload_types),
             }))
             .with_udp_addrs(vec![format!("{bind_ip}:0")])
             .build()
             .await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let video = outgoing(&pc, RtpCodecKind::Video).await?;
-        let audio = outgoing(&pc, RtpCodecKind::Audio).await?;
+        let video = video_out(&pc, order, Arc::clone(&payload_types)).await?;
+        let audio = audio_out(&pc).await?;
         let keyframes = Arc::new(KeyframeFlag::default());
         tokio::spawn({
             let track = Arc::clone(&video.track);
@@ -519,6 +716,7 @@ impl Peer {
         Ok(Self {
             pc,
             remote_video,
+            payload_types,
             data,
             keyframes,
             video,
@@ -570,8 +768,9 @@ impl Peer {
         match signal {
             Signal::Offer { sdp } => {
                 self.pc
-                    .set_remote_description(RTCSessionDescription::offer(sdp)?)
+                    .set_remote_description(RTCSessionDescription::offer(sdp.clone())?)
                     .await?;
+                self.learn_payload_types(&sdp);
                 self.flush_candidates().await?;
                 let answer = self.pc.create_answer(None).await?;
                 let sdp = answer.sdp.clone();
@@ -580,8 +779,9 @@ impl Peer {
             }
             Signal::Answer { sdp } => {
                 self.pc
-                    .set_remote_description(RTCSessionDescription::answer(sdp)?)
+                    .set_remote_description(RTCSessionDescription::answer(sdp.clone())?)
                     .await?;
+                self.learn_payload_types(&sdp);
                 self.flush_candidates().await?;
                 Ok(None)
             }
@@ -596,6 +796,18 @@ impl Peer {
         }
     }
 
+    fn learn_payload_types(&self, sdp: &str) {
+        *self
+            .payload_types
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = video_payload_types(sdp);
+    }
+
+    /// The video codec we send, once negotiation has picked it.
+    pub async fn video_codec(&self) -> Option<VideoCodec> {
+        self.video.negotiated().map(|(c, _)| c)
+    }
+
     async fn flush_candidates(&self) -> Result<()> {
         let early = std::mem::take(&mut *self.early.lock().await);
         for candidate in early {
@@ -604,9 +816,15 @@ impl Peer {
         Ok(())
     }
 
-    /// Sends one encoded VP8 frame lasting `duration` (the frame interval).
-    pub async fn send_video(&self, data: Bytes, duration: Duration) -> Result<()> {
-        self.video.write(data, duration).await
+    /// Sends one encoded frame of `codec` lasting `duration` (the frame interval); nothing is
+    /// sent when that codec was not negotiated.
+    pub async fn send_video(
+        &self,
+        codec: VideoCodec,
+        data: Bytes,
+        duration: Duration,
+    ) -> Result<()> {
+        self.video.write(codec, data, duration).await
     }
 
     /// Sends one 20 ms Opus packet.
@@ -713,5 +931,46 @@ impl Peer {
     pub async fn close(&self) -> Result<()> {
         self.pc.close().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The video section of a Chromium offer, abridged: VP8, RTX, H.264 in several profiles
+    /// and packetization modes, VP9.
+    const CHROMIUM_OFFER: &str = "v=0\r
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r
+a=rtpmap:111 opus/48000/2\r
+m=video 9 UDP/TLS/RTP/SAVPF 96 97 103 104 107 108 98\r
+a=rtpmap:96 VP8/90000\r
+a=rtpmap:97 rtx/90000\r
+a=fmtp:97 apt=96\r
+a=rtpmap:103 H264/90000\r
+a=fmtp:103 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r
+a=rtpmap:104 H264/90000\r
+a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r
+a=rtpmap:107 H264/90000\r
+a=fmtp:107 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r
+a=rtpmap:108 H264/90000\r
+a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f\r
+a=rtpmap:98 VP9/90000\r
+";
+
+    #[test]
+    fn payload_types_keep_the_m_line_order_and_only_what_we_decode() {
+        assert_eq!(
+            video_payload_types(CHROMIUM_OFFER),
+            [
+                (96, VideoCodec::Vp8),
+                (104, VideoCodec::H264),
+                (107, VideoCodec::H264),
+            ],
+            "no RTX, no VP9, no packetization mode 0, no High profile"
+        );
+        let h264_first = CHROMIUM_OFFER.replace("SAVPF 96 97 103", "SAVPF 107 96 97 103");
+        assert_eq!(video_payload_types(&h264_first)[0], (107, VideoCodec::H264));
+        assert!(video_payload_types("v=0\r\nm=audio 9 RTP/AVP 0\r\n").is_empty());
     }
 }

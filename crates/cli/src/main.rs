@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use confer_call::call::{CallConfig, CallEvent, CallHandle};
 use confer_call::signaling::SignalEvent;
-use confer_media::mark;
 use confer_media::tone::BurstDetector;
+use confer_media::{VideoCodec, mark};
 
 mod link;
 use link::Link;
@@ -59,6 +59,9 @@ enum Command {
         /// Video bitrate, kbit/s.
         #[arg(long, default_value_t = 600)]
         video_kbps: u32,
+        /// Video codec to offer first: vp8 or h264 (the caller's offer decides).
+        #[arg(long, default_value = "vp8")]
+        codec: VideoCodec,
         /// Audio source.
         #[arg(long, default_value = "tone")]
         audio: String,
@@ -135,6 +138,7 @@ async fn host(server: &str, api_key: &str, name: Option<String>) -> Result<(), S
 struct Media {
     video: String,
     video_kbps: u32,
+    codec: VideoCodec,
     audio: String,
 }
 
@@ -157,6 +161,7 @@ async fn call(
     let Media {
         video,
         video_kbps,
+        codec,
         audio,
     } = media;
     let Actions {
@@ -181,6 +186,7 @@ async fn call(
         name,
         video,
         video_kbps,
+        video_codec: codec,
         audio,
         bind_ip: bind,
         auto_admit: admit,
@@ -335,6 +341,7 @@ async fn main() -> ExitCode {
             link,
             video,
             video_kbps,
+            codec,
             audio,
             name,
             admit,
@@ -349,6 +356,7 @@ async fn main() -> ExitCode {
             Media {
                 video,
                 video_kbps,
+                codec,
                 audio,
             },
             name,

@@ -67,7 +67,68 @@ pub struct EncodedFrame {
     pub pts_us: u64,
 }
 
-/// A video encoder (VP8 now; H.264 behind the same trait later).
+/// A video codec Confer speaks: VP8 (libvpx) by default, H.264 (OpenH264) when both sides
+/// offer it and the user prefers it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// VP8, every WebRTC implementation's baseline.
+    #[default]
+    Vp8,
+    /// H.264 constrained baseline, packetization mode 1.
+    H264,
+}
+
+impl VideoCodec {
+    /// The codec's name as SDP spells it (`VP8`, `H264`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vp8 => "VP8",
+            Self::H264 => "H264",
+        }
+    }
+
+    /// From an SDP encoding name (case-insensitive); `None` for codecs Confer does not speak.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Vp8, Self::H264]
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+
+    /// A real-time encoder for `width`x`height` at `kbps`.
+    pub fn encoder(self, width: u32, height: u32, kbps: u32) -> Result<Box<dyn VideoEncoder>> {
+        Ok(match self {
+            Self::Vp8 => Box::new(vp8::Vp8Encoder::new(vp8::Vp8Config::new(
+                width, height, kbps,
+            ))?),
+            Self::H264 => Box::new(h264::H264Encoder::new(h264::H264Config::new(
+                width, height, kbps,
+            ))?),
+        })
+    }
+
+    /// A decoder.
+    pub fn decoder(self) -> Result<Box<dyn VideoDecoder>> {
+        Ok(match self {
+            Self::Vp8 => Box::new(vp8::Vp8Decoder::new()?),
+            Self::H264 => Box::new(h264::H264Decoder::new()?),
+        })
+    }
+}
+
+impl std::str::FromStr for VideoCodec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::from_name(s).ok_or_else(|| {
+            Error::Invalid(format!("unknown video codec {s:?} (expected vp8 or h264)"))
+        })
+    }
+}
+
+/// A video encoder (VP8 or H.264).
 pub trait VideoEncoder: Send {
     /// Encodes one frame; `force_keyframe` answers a PLI/FIR. Realtime encoders return at most
     /// one frame per input, none when rate control drops it.

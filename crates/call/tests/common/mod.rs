@@ -45,6 +45,7 @@ pub fn call_config(handle: &ServerHandle, room: &str, role: Role) -> CallConfig 
         name: Some(format!("{role:?}")),
         video: "pattern:640x360".into(),
         video_kbps: 600,
+        video_codec: confer_media::VideoCodec::Vp8,
         audio: "tone".into(),
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         auto_admit: true,
