@@ -95,18 +95,12 @@ async fn two_chromium_peers_call_through_confer_signal() {
         );
         // The marks drawn by the other page's canvas come back in order, with their age.
         let marks = browser.eval("peer.takeMarks()").await.expect("marks");
-        let ids: Vec<u64> = marks["marks"]
+        let (ids, ages): (Vec<u64>, Vec<f64>) = marks["marks"]
             .as_array()
             .expect("marks")
             .iter()
-            .filter_map(|m| m["frameId"].as_u64())
-            .collect();
-        let ages: Vec<f64> = marks["marks"]
-            .as_array()
-            .expect("marks")
-            .iter()
-            .filter_map(|m| m["ageMs"].as_f64())
-            .collect();
+            .filter_map(|m| Some((m["frameId"].as_u64()?, m["ageMs"].as_f64()?)))
+            .unzip();
         eprintln!(
             "{side}: {} marked frames, {} unmarked, ages {:?}…",
             ids.len(),
