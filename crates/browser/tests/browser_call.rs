@@ -108,7 +108,9 @@ async fn two_chromium_peers_call_through_confer_signal() {
             &ages[..ages.len().min(5)]
         );
         assert!(ids.len() >= 30, "{side}: {} marked frames", ids.len());
-        assert!(ids.windows(2).all(|w| w[1] > w[0]), "{side}: in order");
+        // Never backwards. The same id can be read twice: the canvas copy takes the video's
+        // current frame, which may already be the next one when the callback runs late.
+        assert!(ids.windows(2).all(|w| w[1] >= w[0]), "{side}: in order");
         assert!(
             ages.iter().all(|&a| a > 0.0 && a < 1_000.0),
             "{side}: ages within a second: {ages:?}"
