@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use confer_browser::{Chromium, PeerPage};
 use confer_protocol::Role;
-use confer_signal::{Claims, Config, Server};
+use confer_signal::Config;
 
-const SECRET: &str = "a test secret that is long enough for HS256";
+#[path = "../../call/tests/common/mod.rs"]
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_chromium_peers_call_through_confer_signal() {
@@ -19,26 +20,12 @@ async fn two_chromium_peers_call_through_confer_signal() {
         "Chromium is missing: scripts/setup installs Debian's chromium"
     );
     let page = PeerPage::serve().await.expect("page server");
-    let server = Server::bind(Config {
-        token_secret: Some(SECRET.into()),
+    let (handle, _server) = common::start(Config {
         allowed_origins: vec![page.origin()],
         ..Config::loopback()
     })
-    .await
-    .expect("bind");
-    let handle = server.handle();
-    let _server = tokio::spawn(server.serve());
-    let token = |role| {
-        handle.tokens().issue(&Claims {
-            room: "browsers".into(),
-            role,
-            exp: confer_signal::unix_now() + 600,
-            name: None,
-            jti: format!("{role:?}"),
-            auto_admit: true,
-        })
-    };
-
+    .await;
+    let token = |role| common::token(&handle, "browsers", role);
     let url = page.url();
     let (a, b) = tokio::join!(Chromium::launch(&url, &[]), Chromium::launch(&url, &[]));
     let (a, b) = (a.expect("chromium a"), b.expect("chromium b"));

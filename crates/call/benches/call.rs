@@ -1,13 +1,13 @@
-//! Call-level figures for two Confer peers on loopback through a real confer-signal:
+//! Call-level figures for two Confer peers in one process on loopback through a real
+//! confer-signal (set-up time, and the same figures next to Chromium's, are in confer-cli's
+//! `versus_chromium` bench):
 //!
-//! 1. Call setup: from both sides calling `CallHandle::join` to the first decoded remote frame
-//!    on both sides (the later of the two), over `--calls` calls (fresh room each).
-//! 2. Glass-to-glass before display: for every decoded frame, the wall-clock time since its
+//! 1. Glass-to-glass before display: for every decoded frame, the wall-clock time since its
 //!    capture (the stamp travels in the frame mark), p50/p95, at 640x360 and 1280x720, 30 fps.
-//! 3. CPU per peer: the process's user+system CPU over the measuring window, halved (both peers
+//! 2. CPU per peer: the process's user+system CPU over the measuring window, halved (both peers
 //!    and the signaling server run in this process; the server's share is negligible).
 //!
-//! Run: `cargo bench -p confer-call --bench call [-- --calls 20 --seconds 10]`
+//! Run: `cargo bench -p confer-call --bench call [-- --seconds 10]`
 
 use std::time::{Duration, Instant};
 
@@ -27,17 +27,6 @@ fn config(handle: &ServerHandle, room: &str, role: Role, video: &str, kbps: u32)
         video: video.into(),
         video_kbps: kbps,
         ..common::call_config(handle, room, role)
-    }
-}
-
-async fn first_frame(call: &mut CallHandle) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), call.next_event()).await {
-            Ok(Some(CallEvent::RemoteVideo(_))) => return,
-            Ok(Some(CallEvent::Ended(why))) => panic!("ended: {why}"),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => panic!("no remote frame within 20 s"),
-        }
     }
 }
 
@@ -65,30 +54,6 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-async fn setup(handle: &ServerHandle, calls: u64) {
-    let mut ms = Vec::new();
-    for n in 0..calls {
-        let room = format!("setup-{n}");
-        let started = Instant::now();
-        let (host, guest) = tokio::join!(
-            CallHandle::join(config(handle, &room, Role::Host, "pattern:640x360", 600)),
-            CallHandle::join(config(handle, &room, Role::Guest, "pattern:640x360", 600)),
-        );
-        let (mut host, mut guest) = (host.expect("host"), guest.expect("guest"));
-        tokio::join!(first_frame(&mut host), first_frame(&mut guest));
-        ms.push(started.elapsed().as_secs_f64() * 1e3);
-        host.hang_up();
-        guest.hang_up();
-        while host.next_event().await.is_some() {}
-        while guest.next_event().await.is_some() {}
-    }
-    println!(
-        "call setup (join → first decoded frame on both sides), {calls} calls: p50 {:.0} ms, p95 {:.0} ms",
-        median(&mut ms.clone()),
-        p95(&mut ms)
-    );
-}
-
 async fn glass_to_glass(handle: &ServerHandle, video: &str, kbps: u32, seconds: u64) {
     let room = format!("g2g-{video}");
     let mut host = CallHandle::join(config(handle, &room, Role::Host, video, kbps))
@@ -97,7 +62,10 @@ async fn glass_to_glass(handle: &ServerHandle, video: &str, kbps: u32, seconds: 
     let mut guest = CallHandle::join(config(handle, &room, Role::Guest, video, kbps))
         .await
         .expect("guest");
-    tokio::join!(first_frame(&mut host), first_frame(&mut guest));
+    tokio::join!(
+        common::first_frame(&mut host),
+        common::first_frame(&mut guest)
+    );
     // Let the encoder's rate control settle for a second before measuring.
     let settle = tokio::time::Instant::now() + Duration::from_secs(1);
     while tokio::time::timeout_at(settle, async {
@@ -133,10 +101,7 @@ async fn glass_to_glass(handle: &ServerHandle, video: &str, kbps: u32, seconds: 
         cpu * 100.0 / 2.0,
         rss_mib()
     );
-    host.hang_up();
-    guest.hang_up();
-    while host.next_event().await.is_some() {}
-    while guest.next_event().await.is_some() {}
+    tokio::join!(common::end(host), common::end(guest));
 }
 
 fn main() {
@@ -148,7 +113,6 @@ fn main() {
     runtime.block_on(async {
         let (handle, _server) = common::start(Config::loopback()).await;
         let seconds = arg("--seconds", 10) as u64;
-        setup(&handle, arg("--calls", 20) as u64).await;
         glass_to_glass(&handle, "pattern:640x360", 600, seconds).await;
         glass_to_glass(&handle, "pattern:1280x720", 1500, seconds).await;
         handle.shutdown().await;

@@ -19,27 +19,35 @@
 use std::time::{Duration, Instant};
 
 use confer_browser::{Chromium, PeerPage};
-use confer_call::call::{CallConfig, CallEvent, CallHandle};
+use confer_call::call::CallHandle;
 use confer_protocol::Role;
-use confer_signal::{Claims, Config, Server, ServerHandle};
+use confer_signal::{Config, ServerHandle};
 use serde_json::Value;
 
+#[path = "../../call/tests/common/mod.rs"]
+mod common;
+use common::token;
 #[path = "../../media/benches/stats.rs"]
 mod stats;
 use stats::{arg, median, p95};
 
-const SECRET: &str = "a benchmark secret long enough for HS256";
+/// The call both make: size, bitrate cap (kbit/s), 30 fps; measured for `seconds` after
+/// `warm_up`.
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    size: (u32, u32),
+    kbps: u32,
+    warm_up: Duration,
+    seconds: u64,
+}
 
-/// A room token; rooms admit guests automatically (the browser page does not admit).
-fn token(handle: &ServerHandle, room: &str, role: Role) -> String {
-    handle.tokens().issue(&Claims {
-        room: room.into(),
-        role,
-        exp: confer_signal::unix_now() + 3_600,
-        name: None,
-        jti: format!("{room}-{role:?}"),
-        auto_admit: true,
-    })
+/// CPU use in percent of a core between two readings `elapsed` seconds apart.
+fn cpu_pct(before: &[f64], after: &[f64], elapsed: f64) -> Vec<f64> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| (a - b) / elapsed * 100.0)
+        .collect()
 }
 
 /// One call's figures for one implementation.
@@ -62,56 +70,29 @@ async fn confer_setup(handle: &ServerHandle, calls: u64) -> Vec<f64> {
     let mut ms = Vec::new();
     for n in 0..calls {
         let room = format!("confer-setup-{n}");
-        let config = |role| CallConfig {
-            url: handle.ws_url(),
-            token: token(handle, &room, role),
-            name: None,
-            video: "pattern:640x360".into(),
-            video_kbps: 600,
-            video_codec: confer_media::VideoCodec::Vp8,
-            audio: "tone".into(),
-            bind_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-            auto_admit: true,
-        };
         let started = Instant::now();
         let (host, guest) = tokio::join!(
-            CallHandle::join(config(Role::Host)),
-            CallHandle::join(config(Role::Guest))
+            CallHandle::join(common::call_config(handle, &room, Role::Host)),
+            CallHandle::join(common::call_config(handle, &room, Role::Guest))
         );
         let (mut host, mut guest) = (host.expect("host"), guest.expect("guest"));
-        tokio::join!(first_frame(&mut host), first_frame(&mut guest));
+        tokio::join!(
+            common::first_frame(&mut host),
+            common::first_frame(&mut guest)
+        );
         ms.push(started.elapsed().as_secs_f64() * 1e3);
-        host.hang_up();
-        guest.hang_up();
-        while host.next_event().await.is_some() {}
-        while guest.next_event().await.is_some() {}
+        tokio::join!(common::end(host), common::end(guest));
     }
     ms
 }
 
-async fn first_frame(call: &mut CallHandle) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), call.next_event()).await {
-            Ok(Some(CallEvent::RemoteVideo(_))) => return,
-            Ok(Some(CallEvent::Ended(why))) => panic!("ended: {why}"),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => panic!("no remote frame within 20 s"),
-        }
-    }
-}
-
 /// A call between two `confer call` processes, measured like the browsers.
-async fn confer_call(
-    handle: &ServerHandle,
-    (w, h): (u32, u32),
-    kbps: u32,
-    warm_up: Duration,
-    seconds: u64,
-) -> Sample {
+async fn confer_call(handle: &ServerHandle, spec: Spec) -> Sample {
+    let (w, h) = spec.size;
     let room = format!("confer-{w}x{h}");
     let dir = std::env::temp_dir().join(format!("confer-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let total = warm_up + Duration::from_secs(seconds);
+    let total = spec.warm_up + Duration::from_secs(spec.seconds);
     let mut children = Vec::new();
     for role in [Role::Host, Role::Guest] {
         let link = format!(
@@ -120,14 +101,19 @@ async fn confer_call(
             token(handle, &room, role)
         );
         let json = dir.join(format!("{role:?}.json"));
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confer"))
-            .args(["call", &link, "--video", &format!("pattern:{w}x{h}")])
-            .args(["--video-kbps", &kbps.to_string(), "--audio", "tone"])
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_confer"));
+        command.args(["call", &link, "--video", &format!("pattern:{w}x{h}")]);
+        if role == Role::Host {
+            command.arg("--admit");
+        }
+        let child = command
+            .args(["--video-kbps", &spec.kbps.to_string(), "--audio", "tone"])
             .args(["--duration", &format!("{}ms", total.as_millis())])
             .arg("--stats-json")
             .arg(&json)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
             .spawn()
             .expect("confer call");
         children.push((child, json));
@@ -136,25 +122,29 @@ async fn confer_call(
         .iter()
         .map(|(c, _)| c.id().expect("running"))
         .collect();
-    tokio::time::sleep(warm_up).await;
+    tokio::time::sleep(spec.warm_up).await;
     let cpu0: Vec<f64> = pids
         .iter()
         .map(|&p| confer_browser::cpu_seconds(p))
         .collect();
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds) - Duration::from_millis(500)).await;
-    let elapsed = t0.elapsed().as_secs_f64();
-    let mut sample = Sample::default();
-    for (i, &pid) in pids.iter().enumerate() {
-        sample
-            .cpu_pct
-            .push((confer_browser::cpu_seconds(pid) - cpu0[i]) / elapsed * 100.0);
-        sample.pss_mib.push(confer_browser::pss_mib(pid));
-    }
+    tokio::time::sleep(Duration::from_secs(spec.seconds) - Duration::from_millis(500)).await;
+    let cpu1: Vec<f64> = pids
+        .iter()
+        .map(|&p| confer_browser::cpu_seconds(p))
+        .collect();
+    let mut sample = Sample {
+        cpu_pct: cpu_pct(&cpu0, &cpu1, t0.elapsed().as_secs_f64()),
+        pss_mib: pids.iter().map(|&p| confer_browser::pss_mib(p)).collect(),
+        ..Sample::default()
+    };
     let mut p50 = Vec::new();
     let mut p95s = Vec::new();
     for (mut child, json) in children {
-        let status = child.wait().await.expect("confer call ends");
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("confer call ends on time")
+            .expect("confer call ends");
         assert!(status.success(), "confer call failed");
         let report: Value =
             serde_json::from_str(&std::fs::read_to_string(&json).expect("stats json"))
@@ -255,32 +245,25 @@ async fn chromium_setup(browsers: &Browsers, handle: &ServerHandle, calls: u64) 
 
 /// A browser call at `w`x`h`: CPU and memory with the fake camera, then glass-to-glass with
 /// the marked canvas.
-async fn chromium_call(
-    browsers: &Browsers,
-    handle: &ServerHandle,
-    (w, h): (u32, u32),
-    kbps: u32,
-    warm_up: Duration,
-    seconds: u64,
-) -> Sample {
-    let options = format!("width: {w}, height: {h}, fps: 30, kbps: {kbps}");
+async fn chromium_call(browsers: &Browsers, handle: &ServerHandle, spec: Spec) -> Sample {
+    let (w, h) = spec.size;
+    let options = format!("width: {w}, height: {h}, fps: 30, kbps: {}", spec.kbps);
     let mut sample = Sample::default();
     let room = format!("chromium-{w}x{h}");
     browsers
         .call(handle, &room, &format!("{options}, source: 'camera'"))
         .await;
-    tokio::time::sleep(warm_up).await;
+    tokio::time::sleep(spec.warm_up).await;
     let peers = [&browsers.a, &browsers.b];
     let cpu0: Vec<f64> = peers.iter().map(|b| b.cpu_seconds()).collect();
     let bytes0 = sent_bytes(&peers).await;
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    tokio::time::sleep(Duration::from_secs(spec.seconds)).await;
     let elapsed = t0.elapsed().as_secs_f64();
     let bytes1 = sent_bytes(&peers).await;
+    let cpu1: Vec<f64> = peers.iter().map(|b| b.cpu_seconds()).collect();
+    sample.cpu_pct = cpu_pct(&cpu0, &cpu1, elapsed);
     for (i, browser) in peers.iter().enumerate() {
-        sample
-            .cpu_pct
-            .push((browser.cpu_seconds() - cpu0[i]) / elapsed * 100.0);
         sample.pss_mib.push(browser.pss_mib());
         let stats = browser.eval("peer.stats()").await.expect("stats");
         sample
@@ -306,11 +289,11 @@ async fn chromium_call(
             &format!("{options}, source: 'mark', readMarks: true"),
         )
         .await;
-    tokio::time::sleep(warm_up).await;
+    tokio::time::sleep(spec.warm_up).await;
     for browser in peers {
         browser.eval("peer.takeMarks()").await.expect("marks");
     }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    tokio::time::sleep(Duration::from_secs(spec.seconds)).await;
     let mut p50 = Vec::new();
     let mut p95s = Vec::new();
     for browser in peers {
@@ -380,28 +363,32 @@ fn main() {
         let seconds = arg("--seconds", 15) as u64;
         let warm_up = Duration::from_secs(arg("--warm-up", 5) as u64);
         let page = PeerPage::serve().await.expect("page");
-        let server = Server::bind(Config {
-            token_secret: Some(SECRET.into()),
+        let (handle, _server) = common::start(Config {
             allowed_origins: vec![page.origin()],
             ..Config::loopback()
         })
-        .await
-        .expect("bind");
-        let handle = server.handle();
-        let _server = tokio::spawn(server.serve());
+        .await;
 
+        eprintln!("Confer set-up, {calls} calls");
         let mut confer = confer_setup(&handle, calls).await;
-        let sizes = [((640, 360), 600), ((1280, 720), 1500)];
+        let specs = [((640, 360), 600), ((1280, 720), 1500)].map(|(size, kbps)| Spec {
+            size,
+            kbps,
+            warm_up,
+            seconds,
+        });
         let mut confer_calls = Vec::new();
-        for (size, kbps) in sizes {
-            confer_calls.push(confer_call(&handle, size, kbps, warm_up, seconds).await);
+        for spec in specs {
+            eprintln!("Confer call {:?}", spec.size);
+            confer_calls.push(confer_call(&handle, spec).await);
         }
+        eprintln!("Chromium set-up, {calls} calls");
         let browsers = Browsers::launch(&page).await;
         let mut chromium = chromium_setup(&browsers, &handle, calls).await;
         let mut chromium_calls = Vec::new();
-        for (size, kbps) in sizes {
-            chromium_calls
-                .push(chromium_call(&browsers, &handle, size, kbps, warm_up, seconds).await);
+        for spec in specs {
+            eprintln!("Chromium call {:?}", spec.size);
+            chromium_calls.push(chromium_call(&browsers, &handle, spec).await);
         }
         drop(browsers);
 
@@ -413,10 +400,11 @@ fn main() {
         println!("  Confer   {cm:.0} ms / {cp:.0} ms");
         println!("  Chromium {bm:.0} ms / {bp:.0} ms");
         println!("  Confer/Chromium: p50 {:.2}, p95 {:.2}", cm / bm, cp / bp);
-        for (i, ((w, h), kbps)) in sizes.into_iter().enumerate() {
+        for (i, spec) in specs.into_iter().enumerate() {
+            let (w, h) = spec.size;
             report(
                 &format!("{w}x{h}"),
-                kbps,
+                spec.kbps,
                 &confer_calls[i],
                 &chromium_calls[i],
             );

@@ -45,7 +45,7 @@ pub fn call_config(handle: &ServerHandle, room: &str, role: Role) -> CallConfig 
         name: Some(format!("{role:?}")),
         video: "pattern:640x360".into(),
         video_kbps: 600,
-        video_codec: confer_media::VideoCodec::Vp8,
+        video_codec: Default::default(), // VP8
         audio: "tone".into(),
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         auto_admit: true,
@@ -77,4 +77,22 @@ pub async fn join_pair(handle: &ServerHandle, room: &str) -> (CallHandle, CallHa
         .await
         .expect("guest joins");
     (host, guest)
+}
+
+/// Waits for the first decoded remote frame (at most 20 s).
+pub async fn first_frame(call: &mut CallHandle) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), call.next_event()).await {
+            Ok(Some(CallEvent::RemoteVideo(_))) => return,
+            Ok(Some(CallEvent::Ended(why))) => panic!("ended: {why}"),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => panic!("no remote frame within 20 s"),
+        }
+    }
+}
+
+/// Hangs up and waits until the call has ended.
+pub async fn end(mut call: CallHandle) {
+    call.hang_up();
+    while call.next_event().await.is_some() {}
 }
