@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use confer_media::apm::{AudioProcessor, ProcessingConfig};
 use confer_media::audio::AudioSource;
 use confer_media::capture::Capture;
+use confer_media::device::Speaker;
 use confer_media::jitter::{JitterConfig, Playout};
 use confer_media::opus::{OpusConfig, OpusEncoder};
 use confer_media::pace::Pacer;
@@ -43,6 +45,13 @@ pub struct CallConfig {
     pub video_codec: VideoCodec,
     /// Audio source spec (`tone`, `speech`, `file:…`, `mic`).
     pub audio: String,
+    /// Where remote audio plays: `None` on no device (bots and tests; [`CallEvent::RemoteAudio`]
+    /// carries it either way), `Some("default")` on the system default (following it when it
+    /// changes), otherwise on the output device with this id or name.
+    pub speaker: Option<String>,
+    /// Echo cancellation, noise suppression and automatic gain on a microphone. Synthetic and
+    /// file sources are sent as they are.
+    pub processing: ProcessingConfig,
     /// Address to gather ICE candidates on (loopback in tests).
     pub bind_ip: IpAddr,
     /// Admit every guest that knocks (for bots and tests; the app asks the host).
@@ -61,8 +70,12 @@ pub enum CallEvent {
     VerificationCode(String),
     /// The peer connection failed or closed.
     Disconnected(String),
-    /// A decoded remote video frame.
+    /// The newest decoded remote video frame. Latest-frame-wins: a reader that falls behind
+    /// gets the newest frame, never a queue of old ones ([`CallStats::frames_skipped`]).
     RemoteVideo(VideoFrame),
+    /// The newest local camera frame, for the self view (after
+    /// [`CallHandle::set_local_preview`]; latest-frame-wins as well).
+    LocalVideo(VideoFrame),
     /// 10 ms of decoded remote audio (48 kHz mono), paced at real time.
     RemoteAudio(Vec<f32>),
     /// A chat message from the other side (a delivery receipt has been sent back).
@@ -199,7 +212,10 @@ impl CallHandle {
         .await?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
-        let switches = Arc::new(Switches::default());
+        let switches = Arc::new(Switches {
+            processor: Mutex::new(Some(AudioProcessor::new(config.processing))),
+            ..Switches::default()
+        });
         tokio::spawn(run(
             config,
             signaling,
@@ -214,9 +230,31 @@ impl CallHandle {
         })
     }
 
-    /// The next event; `None` once the call has ended.
+    /// The next event; `None` once the call has ended. Video frames wait in one-frame slots
+    /// beside the queue of other events, so a slow reader never makes them pile up.
     pub async fn next_event(&mut self) -> Option<CallEvent> {
-        self.events.recv().await
+        let (remote, local) = (&self.switches.remote, &self.switches.local);
+        loop {
+            tokio::select! {
+                event = self.events.recv() => return event,
+                () = remote.ready.notified() => {
+                    if let Some(frame) = remote.take() {
+                        return Some(CallEvent::RemoteVideo(frame));
+                    }
+                }
+                () = local.ready.notified() => {
+                    if let Some(frame) = local.take() {
+                        return Some(CallEvent::LocalVideo(frame));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shows the local camera in [`CallEvent::LocalVideo`] frames (off by default: headless
+    /// peers have no self view).
+    pub fn set_local_preview(&self, on: bool) {
+        self.switches.preview.store(on, Ordering::Relaxed);
     }
 
     /// Host: let a waiting guest in.
@@ -277,8 +315,30 @@ impl CallHandle {
     /// same way.
     pub fn switch_audio(&self, spec: &str) -> Result<(), String> {
         let source = confer_media::audio::open(spec).map_err(|e| e.to_string())?;
-        put(&self.switches.next_audio, source);
+        put(&self.switches.next_audio, (source, is_microphone(spec)));
         Ok(())
+    }
+
+    /// Plays remote audio on another output device (`default`, or a device id or name from
+    /// `confer_media::device::outputs`). Fails, keeping the current one, when it cannot open.
+    pub fn switch_speaker(&self, device: &str) -> Result<(), String> {
+        let speaker =
+            Speaker::open((device != "default").then_some(device)).map_err(|e| e.to_string())?;
+        put(&self.switches.next_speaker, speaker);
+        Ok(())
+    }
+
+    /// Turns echo cancellation, noise suppression and automatic gain on or off mid-call.
+    pub fn set_processing(&self, config: ProcessingConfig) {
+        if let Some(p) = self
+            .switches
+            .processor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            p.set_config(config);
+        }
     }
 
     /// Mutes or unmutes the microphone (the other side is told).
@@ -322,6 +382,10 @@ struct MediaCounters {
     height: AtomicU64,
     /// The codec of the last decoded remote frame (0: none yet, 1: VP8, 2: H.264).
     codec_received: std::sync::atomic::AtomicU8,
+    /// Times the speaker ran dry.
+    speaker_underruns: AtomicU64,
+    /// The echo canceller's ERLE estimate, dB, as `f64` bits (NaN: none).
+    erle_db: AtomicU64,
 }
 
 fn codec_code(codec: Option<VideoCodec>) -> u8 {
@@ -373,6 +437,13 @@ pub struct CallStats {
     pub codec_sent: Option<VideoCodec>,
     /// The video codec we receive.
     pub codec_received: Option<VideoCodec>,
+    /// Times the speaker ran out of audio to play so far.
+    pub speaker_underruns: u64,
+    /// Decoded remote frames replaced by a newer one before the reader took them, so far.
+    pub frames_skipped: u64,
+    /// How much echo the canceller removes (its own estimate, dB), while it runs on a
+    /// microphone.
+    pub echo_erle_db: Option<f64>,
 }
 
 /// The user's microphone and camera switches, read by the media threads.
@@ -386,13 +457,67 @@ struct Switches {
     file_limit: std::sync::atomic::AtomicU64,
     /// A camera (or other video source) to switch to, taken by the video thread.
     next_video: Mutex<Option<Box<dyn confer_media::source::VideoSource>>>,
-    /// A microphone (or other audio source) to switch to, taken by the audio thread.
-    next_audio: Mutex<Option<Box<dyn AudioSource>>>,
+    /// A microphone (or other audio source) to switch to, taken by the audio thread, and
+    /// whether it is a microphone (processed) or not.
+    next_audio: Mutex<Option<(Box<dyn AudioSource>, bool)>>,
+    /// A speaker to switch to, taken by the playout thread.
+    next_speaker: Mutex<Option<Speaker>>,
+    /// Echo cancellation, noise suppression and gain: the playout thread feeds it what the
+    /// speaker plays, the audio thread runs the microphone through it.
+    processor: Mutex<Option<AudioProcessor>>,
+    /// The newest decoded remote frame, waiting for the reader.
+    remote: Latest,
+    /// The newest local frame, when the self view is on.
+    local: Latest,
+    /// Local frames are shown.
+    preview: AtomicBool,
+}
+
+/// A one-frame slot: the writer replaces what the reader has not taken (and counts it).
+#[derive(Default)]
+struct Latest {
+    frame: Mutex<Option<VideoFrame>>,
+    ready: tokio::sync::Notify,
+    skipped: AtomicU64,
+}
+
+impl Latest {
+    fn put(&self, frame: VideoFrame) {
+        if self
+            .frame
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(frame)
+            .is_some()
+        {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<VideoFrame> {
+        self.frame.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// Leaves a value for a media thread to take.
 fn put<T>(slot: &Mutex<Option<T>>, value: T) {
     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+}
+
+/// Whether an audio source spec names a microphone (whose sound is processed).
+fn is_microphone(spec: &str) -> bool {
+    spec == "mic" || spec.starts_with("mic:")
+}
+
+/// Runs `f` on the audio processor.
+fn with_processor<R>(switches: &Switches, f: impl FnOnce(&mut AudioProcessor) -> R) -> Option<R> {
+    switches
+        .processor
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+        .map(f)
 }
 
 /// Takes what was left for this thread, if anything.
@@ -418,6 +543,7 @@ struct Media {
     /// The codec we send.
     codec: VideoCodec,
     playout: Arc<Mutex<Playout>>,
+    switches: Arc<Switches>,
 }
 
 impl Drop for Media {
@@ -493,6 +619,9 @@ fn start_media(
                     if switches.camera_off.load(Ordering::Relaxed) {
                         continue; // nothing leaves the machine while the camera is off
                     }
+                    if switches.preview.load(Ordering::Relaxed) {
+                        switches.local.put(frame.clone());
+                    }
                     let force = keyframes.take()
                         | switches.camera_back.swap(false, Ordering::AcqRel)
                         | std::mem::take(&mut switched);
@@ -534,7 +663,9 @@ fn start_media(
     {
         let stop = Arc::clone(&stop);
         let switches = Arc::clone(switches);
+        let counters = Arc::clone(&counters);
         let mut source: Box<dyn AudioSource> = audio_source;
+        let mut microphone = is_microphone(&config.audio);
         let mut opus = OpusEncoder::new(OpusConfig::default()).map_err(|e| e.to_string())?;
         std::thread::Builder::new()
             .name("confer-audio-send".into())
@@ -547,13 +678,28 @@ fn start_media(
                 while !stop.load(Ordering::Relaxed) {
                     pacer.wait();
                     let next = take(&switches.next_audio);
-                    if let Some(new) = next {
+                    if let Some((new, is_mic)) = next {
                         source = new;
+                        microphone = is_mic;
                     }
-                    let Ok(frame) = source.next_frame() else {
+                    let Ok(mut frame) = source.next_frame() else {
                         pcm.extend(std::iter::repeat_n(0.0, FRAME_10MS));
                         continue;
                     };
+                    let erle = if microphone {
+                        // The echo of what the speaker played comes out here; a processing
+                        // error leaves the frame as captured.
+                        with_processor(&switches, |p| {
+                            let _ = p.capture(&mut frame);
+                            p.stats().erle_db
+                        })
+                        .flatten()
+                    } else {
+                        None
+                    };
+                    counters
+                        .erle_db
+                        .store(erle.unwrap_or(f64::NAN).to_bits(), Ordering::Relaxed);
                     // Muted: the microphone is still read (so it does not back up) but only
                     // silence is encoded.
                     if switches.muted.load(Ordering::Relaxed) {
@@ -586,6 +732,7 @@ fn start_media(
     let (to_decoder, video_rx) = std::sync::mpsc::channel::<(VideoCodec, Bytes)>();
     {
         let events = events.clone();
+        let switches = Arc::clone(switches);
         let counters = Arc::clone(&counters);
         let stop = Arc::clone(&stop);
         // Opened for the first frame's codec, and again if the sender changes codec.
@@ -646,9 +793,7 @@ fn start_media(
                                 .store(u64::from(frame.height), Ordering::Relaxed);
                             last_frame = Some(Instant::now());
                             frozen = false;
-                            if events.send(CallEvent::RemoteVideo(frame)).is_err() {
-                                break;
-                            }
+                            switches.remote.put(frame);
                         }
                         Ok(None) => {}
                         // A frame that does not decode (its reference was lost, or the first
@@ -676,17 +821,51 @@ fn start_media(
         let stop = Arc::clone(&stop);
         let playout = Arc::clone(&playout);
         let events = events.clone();
+        let switches = Arc::clone(switches);
+        let counters = Arc::clone(&counters);
+        let device = config.speaker.clone();
         std::thread::Builder::new()
             .name("confer-audio-recv".into())
             .spawn(move || {
-                // Playout keeps real time: every 10 ms is made up.
+                // Opened here, not on the async side: cpal blocks while it sets up a stream.
+                let mut speaker = device.and_then(|d| {
+                    Speaker::open((d != "default").then_some(d.as_str()))
+                        .map_err(|e| {
+                            let _ = events.send(CallEvent::Warning(format!("speaker: {e}")));
+                        })
+                        .ok()
+                });
+                // On a speaker its clock paces playout (`play` waits while the device's ring
+                // is full); on no device a pacer keeps real time, every 10 ms made up.
                 let mut pacer = Pacer::new(Duration::from_millis(10), Duration::MAX);
+                let mut last_problem = String::new();
                 while !stop.load(Ordering::Relaxed) {
-                    pacer.wait();
+                    if let Some(next) = take(&switches.next_speaker) {
+                        speaker = Some(next);
+                    }
+                    if speaker.is_none() {
+                        pacer.wait();
+                    }
                     let frame = playout
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .next_10ms();
+                    if let Some(speaker) = speaker.as_mut() {
+                        // The canceller hears what the speaker plays, just before it does.
+                        let _ = with_processor(&switches, |p| p.render(&frame));
+                        // A lost or unplugged device is reported once; the speaker falls back
+                        // to the system default and returns to its device when it can.
+                        if let Err(e) = speaker.play(&frame) {
+                            let problem = format!("speaker: {e}");
+                            if problem != last_problem {
+                                let _ = events.send(CallEvent::Warning(problem.clone()));
+                                last_problem = problem;
+                            }
+                        }
+                        counters
+                            .speaker_underruns
+                            .store(speaker.stats().underruns, Ordering::Relaxed);
+                    }
                     if events.send(CallEvent::RemoteAudio(frame)).is_err() {
                         break;
                     }
@@ -700,6 +879,7 @@ fn start_media(
         to_decoder,
         codec,
         playout,
+        switches: Arc::clone(switches),
     })
 }
 
@@ -799,6 +979,9 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
             path: net.path.clone(),
             codec_sent: Some(media.codec),
             codec_received: codec_from_code(counters.codec_received.load(Ordering::Relaxed)),
+            speaker_underruns: load(&counters.speaker_underruns),
+            frames_skipped: load(&media.switches.remote.skipped),
+            echo_erle_db: Some(f64::from_bits(load(&counters.erle_db))).filter(|v| v.is_finite()),
         }
     });
     *prev = Previous {

@@ -3,7 +3,8 @@
 //! ```text
 //! confer host --server http://127.0.0.1:8443 [--api-key KEY] [--name "Dr. Ada"]
 //! confer call <link> [--video pattern|pattern:WxH|file:x.y4m|camera:<id>]
-//!                    [--audio tone|speech|file:x.wav|mic[:<id>]] [--admit]
+//!                    [--audio tone|speech|file:x.wav|mic[:<id>]] [--speaker default|<id>]
+//!                    [--raw-mic] [--admit]
 //!                    [--duration 30s] [--stats-json out.json]
 //! ```
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use confer_call::call::{CallConfig, CallEvent, CallHandle};
 use confer_call::signaling::SignalEvent;
+use confer_media::apm::ProcessingConfig;
 use confer_media::tone::BurstDetector;
 use confer_media::{VideoCodec, mark};
 
@@ -65,6 +67,13 @@ enum Command {
         /// Audio source.
         #[arg(long, default_value = "tone")]
         audio: String,
+        /// Play the other side on an output device: `default`, or a device's id or name;
+        /// without it nothing is played.
+        #[arg(long)]
+        speaker: Option<String>,
+        /// Send the microphone as captured: no echo cancellation, noise suppression or gain.
+        #[arg(long)]
+        raw_mic: bool,
         /// Display name.
         #[arg(long)]
         name: Option<String>,
@@ -140,6 +149,8 @@ struct Media {
     video_kbps: u32,
     codec: VideoCodec,
     audio: String,
+    speaker: Option<String>,
+    raw_mic: bool,
 }
 
 /// What `confer call` does besides sending media.
@@ -163,6 +174,8 @@ async fn call(
         video_kbps,
         codec,
         audio,
+        speaker,
+        raw_mic,
     } = media;
     let Actions {
         admit,
@@ -188,6 +201,12 @@ async fn call(
         video_kbps,
         video_codec: codec,
         audio,
+        speaker,
+        processing: if raw_mic {
+            ProcessingConfig::OFF
+        } else {
+            ProcessingConfig::default()
+        },
         bind_ip: bind,
         auto_admit: admit,
     })
@@ -246,6 +265,7 @@ async fn call(
                     last_id = Some(last_id.map_or(m.frame_id, |l| l.max(m.frame_id)));
                 }
             }
+            CallEvent::LocalVideo(_) => {} // no self view without a window
             CallEvent::RemoteAudio(samples) => {
                 stats.audio_ms_played += 10;
                 bursts.push(&samples);
@@ -343,6 +363,8 @@ async fn main() -> ExitCode {
             video_kbps,
             codec,
             audio,
+            speaker,
+            raw_mic,
             name,
             admit,
             say,
@@ -358,6 +380,8 @@ async fn main() -> ExitCode {
                 video_kbps,
                 codec,
                 audio,
+                speaker,
+                raw_mic,
             },
             name,
             Actions {

@@ -221,16 +221,8 @@ fn echo_through_a_real_speaker_to_microphone_loop_is_cancelled_by_25_db() {
     if !run_in_pulse("echo_through_a_real_speaker_to_microphone_loop_is_cancelled_by_25_db") {
         return;
     }
-    // The room: whatever the speaker plays reaches the microphone 40 ms later (plus the
-    // buffering on both sides), mixed with the near-end talker.
-    pulse::pactl(&[
-        "load-module",
-        "module-loopback",
-        "source=speaker.monitor",
-        "sink=feed",
-        "latency_msec=40",
-        "adjust_time=0",
-    ]);
+    // The room, mixed with the near-end talker.
+    pulse::echo_room();
     let apm = Arc::new(Mutex::new(AudioProcessor::new(ProcessingConfig {
         auto_gain: false,
         ..ProcessingConfig::default()

@@ -47,6 +47,8 @@ pub fn call_config(handle: &ServerHandle, room: &str, role: Role) -> CallConfig 
         video_kbps: 600,
         video_codec: Default::default(), // VP8
         audio: "tone".into(),
+        speaker: None,
+        processing: Default::default(),
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         auto_admit: true,
     }

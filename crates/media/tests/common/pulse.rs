@@ -202,6 +202,20 @@ pub fn pactl(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Inside [`run_in_pulse`]: makes a room of the devices. Whatever the speaker plays reaches
+/// the microphone 40 ms later (plus the buffering on both sides). The loopback's adaptive
+/// rate is off: it keeps shifting the echo delay, which a real room does not do.
+pub fn echo_room() {
+    pactl(&[
+        "load-module",
+        "module-loopback",
+        "source=speaker.monitor",
+        "sink=feed",
+        "latency_msec=40",
+        "adjust_time=0",
+    ]);
+}
+
 /// Inside [`run_in_pulse`]: plays 48 kHz mono `f32` samples into `sink` (in the background).
 pub fn play(sink: &str, samples: &[f32]) -> Child {
     let mut child = Command::new("pacat")
