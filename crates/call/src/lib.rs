@@ -1,12 +1,15 @@
-//! confer-call: the call engine. This first slice is the signaling client
-//! ([`signaling::SignalClient`]): one session with confer-signal that survives dropped
-//! connections (resume with `last_seq`, back-off) and reports the room's events in order.
-//! The WebRTC peer connection, media and data channel build on it (issue 4).
+//! confer-call: the call engine. [`call::CallHandle`] runs a whole one-to-one call from a
+//! [`link::Link`] (or a server URL and a token): the signaling client
+//! ([`signaling::SignalClient`], which survives dropped connections and server restarts), the
+//! WebRTC peer connection ([`peer`], webrtc-rs behind our own types), the media threads
+//! between confer-media and the peer, the data channel (chat, files, control) and the
+//! verification code ([`sas`]).
 
 #![forbid(unsafe_code)]
 
 pub mod assembler;
 pub mod call;
+pub mod link;
 pub mod peer;
 pub mod sas;
 pub mod signaling;

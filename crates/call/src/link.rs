@@ -1,22 +1,20 @@
-//! Call links (`http(s)://server/join/<room>#<token>`, the shape of confer-signal's invite
-//! links; the token rides in the fragment, which is never sent to a server) and room creation.
+//! Call links: `http(s)://server/join/<room>#<token>`, the shape of confer-signal's invite
+//! links (the token rides in the fragment, which is never sent to a server). A link is all a
+//! participant needs to join: [`Link::ws_url`] and [`Link::token`] go into a `CallConfig`.
 
 use std::fmt;
 
-use confer_protocol::{CreateRoomRequest, CreateRoomResponse};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 /// A parsed call link.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Link {
+pub struct Link {
     /// `http` or `https`.
     secure: bool,
     /// `host:port`.
     authority: String,
     /// Room id.
-    pub(crate) room: String,
+    pub room: String,
     /// Room token.
-    pub(crate) token: String,
+    pub token: String,
 }
 
 fn bad(link: &str, why: &str) -> String {
@@ -25,7 +23,8 @@ fn bad(link: &str, why: &str) -> String {
     )
 }
 
-fn split_server(server: &str) -> Result<(bool, &str), String> {
+/// A server's base URL (`http://host:port`, `https://host`) as (TLS, `host:port`).
+pub fn split_server(server: &str) -> Result<(bool, &str), String> {
     let (secure, rest) = if let Some(rest) = server.strip_prefix("https://") {
         (true, rest)
     } else if let Some(rest) = server.strip_prefix("http://") {
@@ -42,7 +41,7 @@ fn split_server(server: &str) -> Result<(bool, &str), String> {
 
 impl Link {
     /// Parses a link.
-    pub(crate) fn parse(link: &str) -> Result<Self, String> {
+    pub fn parse(link: &str) -> Result<Self, String> {
         let (secure, authority) = split_server(link.trim())?;
         let (path, token) = link
             .trim()
@@ -65,7 +64,7 @@ impl Link {
     }
 
     /// The link for `token` in `room` on `server`.
-    pub(crate) fn for_token(server: &str, room: &str, token: &str) -> Result<Self, String> {
+    pub fn for_token(server: &str, room: &str, token: &str) -> Result<Self, String> {
         let (secure, authority) = split_server(server)?;
         Ok(Self {
             secure,
@@ -76,7 +75,7 @@ impl Link {
     }
 
     /// The signaling WebSocket URL.
-    pub(crate) fn ws_url(&self) -> String {
+    pub fn ws_url(&self) -> String {
         let scheme = if self.secure { "wss" } else { "ws" };
         format!("{scheme}://{}{}", self.authority, confer_protocol::WS_PATH)
     }
@@ -90,59 +89,6 @@ impl fmt::Display for Link {
             "{scheme}://{}/join/{}#{}",
             self.authority, self.room, self.token
         )
-    }
-}
-
-/// `POST /v1/rooms` on `server` (plain http; for an https server create the room with curl as
-/// the README shows — this headless client carries no TLS stack for HTTP).
-pub(crate) async fn create_room(
-    server: &str,
-    api_key: &str,
-    host_name: Option<&str>,
-) -> Result<CreateRoomResponse, String> {
-    let (secure, authority) = split_server(server)?;
-    if secure {
-        return Err(
-            "confer host speaks plain http only; for https servers create the room \
-                    with curl (see the README)"
-                .into(),
-        );
-    }
-    let body = serde_json::to_string(&CreateRoomRequest {
-        host_name: host_name.map(str::to_owned),
-        ..Default::default()
-    })
-    .expect("request serializes");
-    let mut stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| format!("cannot reach {server}: {e}"))?;
-    let request = format!(
-        "POST /v1/rooms HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {api_key}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("{server}: {e}"))?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| format!("{server}: {e}"))?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("{server}: not an HTTP answer"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("{server}: not an HTTP answer"))?;
-    match status {
-        201 => serde_json::from_str(body).map_err(|e| format!("{server}: unexpected answer: {e}")),
-        401 => Err(format!("{server} refused the API key")),
-        _ => Err(format!("{server} answered {status}: {}", body.trim())),
     }
 }
 
