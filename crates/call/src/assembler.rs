@@ -17,7 +17,8 @@ use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
 
-/// How long (90 kHz RTP ticks: 150 ms) a gap may hold up newer complete frames.
+/// How long (90 kHz RTP ticks: 150 ms) a gap may hold up newer complete frames, unless
+/// [`FrameAssembler::set_max_wait`] says otherwise.
 pub const MAX_WAIT_TICKS: u32 = 90 * 150;
 /// Most packets held while waiting (about 1 s of 720p at 1.5 Mbit/s).
 const MAX_PACKETS: usize = 1_024;
@@ -48,9 +49,13 @@ pub struct FrameAssembler {
     seq: SeqUnwrapper,
     /// First sequence number of the next frame to emit.
     next: Option<u64>,
-    /// Newest timestamp seen (for the wait limit).
-    newest_ts: u32,
+    /// Newest timestamp seen (for the wait limit); `None` before the first packet.
+    newest_ts: Option<u32>,
     lost: u64,
+    /// Packets given up on and not yet reported with a frame.
+    unreported: u64,
+    /// The wait limit, RTP ticks.
+    max_wait: u32,
 }
 
 impl FrameAssembler {
@@ -61,8 +66,10 @@ impl FrameAssembler {
             packets: BTreeMap::new(),
             seq: SeqUnwrapper::default(),
             next: None,
-            newest_ts: 0,
+            newest_ts: None,
             lost: 0,
+            unreported: 0,
+            max_wait: MAX_WAIT_TICKS,
         }
     }
 
@@ -101,6 +108,12 @@ impl FrameAssembler {
         }
     }
 
+    /// How long a gap may hold newer complete frames back before it is given up (a repair
+    /// takes about a round trip: the caller sizes this by the RTT).
+    pub fn set_max_wait(&mut self, wait: std::time::Duration) {
+        self.max_wait = (wait.as_micros() * 90 / 1000).min(u128::from(u32::MAX / 4)) as u32;
+    }
+
     /// Packets given up on so far.
     pub fn lost(&self) -> u64 {
         self.lost
@@ -113,8 +126,12 @@ impl FrameAssembler {
             return Vec::new(); // late (its frame was emitted or given up) or padding
         }
         let ts = packet.header.timestamp;
-        if ts.wrapping_sub(self.newest_ts) < (1 << 31) {
-            self.newest_ts = ts;
+        // Newer in RTP's wrapping order (a stream may start anywhere in the 32 bits).
+        if self
+            .newest_ts
+            .is_none_or(|newest| ts.wrapping_sub(newest) < (1 << 31))
+        {
+            self.newest_ts = Some(ts);
         }
         self.packets.insert(
             ext,
@@ -125,18 +142,18 @@ impl FrameAssembler {
             },
         );
         let mut out = Vec::new();
-        let mut lost_before = 0u64;
         loop {
             if let Some(frame) = self.complete_at_next() {
+                // Packets given up since the last frame out, even in an earlier call.
+                let lost_before = std::mem::take(&mut self.unreported);
                 out.push(Frame {
                     lost_before: lost_before.min(u64::from(u16::MAX)) as u16,
                     ..frame
                 });
-                lost_before = 0;
                 continue;
             }
             match self.skip_gap() {
-                Some(skipped) => lost_before += skipped,
+                Some(skipped) => self.unreported += skipped,
                 None => break,
             }
         }
@@ -183,6 +200,7 @@ impl FrameAssembler {
         self.next = Some(end + 1);
         if !ok {
             self.lost += end + 1 - start;
+            self.unreported += end + 1 - start;
         }
         ok.then(|| Frame {
             data: data.freeze(),
@@ -196,8 +214,8 @@ impl FrameAssembler {
     fn skip_gap(&mut self) -> Option<u64> {
         let next = self.next?;
         let oldest_ts = self.packets.range(next..).next()?.1.timestamp;
-        let waited = self.newest_ts.wrapping_sub(oldest_ts);
-        if waited < MAX_WAIT_TICKS && self.packets.len() < MAX_PACKETS {
+        let waited = self.newest_ts?.wrapping_sub(oldest_ts);
+        if waited < self.max_wait && self.packets.len() < MAX_PACKETS {
             return None;
         }
         // Resume at the first partition head of a frame newer than the oldest held.
@@ -334,27 +352,27 @@ mod tests {
         assert!(a.push(&f1[1]).is_empty());
     }
 
-    #[test]
-    fn a_lost_packet_is_waited_for_then_given_up_and_reported() {
+    /// A stream starting at RTP timestamp `start`, whose first frame loses a packet.
+    fn lost_packet_is_waited_for(start: u32) {
         let mut a = FrameAssembler::new(VideoCodec::Vp8);
-        let lossy = frame(100, 9000, 3, 1);
+        let lossy = frame(100, start, 3, 1);
         a.push(&lossy[0]);
         a.push(&lossy[2]); // lossy[1] never comes
         // Newer frames complete while the gap is young: held back (a NACK may repair it).
         let mut seq = 103u16;
-        let mut ts = 9000u32;
+        let mut ts = start;
         let mut out = Vec::new();
         while out.is_empty() {
-            ts += 3000;
+            ts = ts.wrapping_add(3000);
             for p in frame(seq, ts, 2, 2) {
                 out.extend(a.push(&p));
             }
             seq += 2;
         }
         assert!(
-            ts - 9000 >= MAX_WAIT_TICKS,
-            "held until the wait limit: {}",
-            ts - 9000
+            ts.wrapping_sub(start) >= MAX_WAIT_TICKS,
+            "starting at {start}: held until the wait limit, not {}",
+            ts.wrapping_sub(start)
         );
         assert_eq!(
             out[0].lost_before, 3,
@@ -363,9 +381,50 @@ mod tests {
         assert_eq!(a.lost(), 3);
         // Everything queued behind the gap came out, in order.
         assert!(
-            out.windows(2)
-                .all(|w| w[1].rtp_timestamp > w[0].rtp_timestamp)
+            out.windows(2).all(
+                |w| (1..1 << 31).contains(&w[1].rtp_timestamp.wrapping_sub(w[0].rtp_timestamp))
+            )
         );
         assert_eq!(out.last().expect("frames").rtp_timestamp, ts);
+    }
+
+    #[test]
+    fn a_lost_packet_is_waited_for_then_given_up_and_reported() {
+        // Anywhere in the 32-bit timestamp space: a stream may start past 2^31, or wrap.
+        for start in [9000, 0x9000_0000, u32::MAX - 10_000] {
+            lost_packet_is_waited_for(start);
+        }
+    }
+
+    #[test]
+    fn the_wait_follows_the_round_trip_time() {
+        let mut a = FrameAssembler::new(VideoCodec::Vp8);
+        a.set_max_wait(std::time::Duration::from_millis(300));
+        let lossy = frame(100, 0, 3, 1);
+        a.push(&lossy[0]);
+        a.push(&lossy[2]);
+        for p in frame(103, 90 * 290, 2, 2) {
+            assert!(a.push(&p).is_empty(), "still waiting at 290 ms");
+        }
+        let out: Vec<Frame> = frame(105, 90 * 300, 2, 3)
+            .iter()
+            .flat_map(|p| a.push(p))
+            .collect();
+        assert_eq!(out.len(), 2, "given up at 300 ms");
+    }
+
+    #[test]
+    fn a_gap_given_up_before_the_next_frame_is_whole_is_still_reported() {
+        let mut a = FrameAssembler::new(VideoCodec::Vp8);
+        let lossy = frame(100, 0, 3, 1);
+        a.push(&lossy[0]);
+        a.push(&lossy[2]);
+        // Only the first half of a much later frame: the gap is given up, nothing is whole.
+        let late = frame(103, MAX_WAIT_TICKS + 3000, 2, 2);
+        assert!(a.push(&late[0]).is_empty());
+        assert_eq!(a.lost(), 3);
+        let out = a.push(&late[1]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].lost_before, 3, "reported with the next frame out");
     }
 }

@@ -25,6 +25,7 @@ use confer_media::tone::FRAME_10MS;
 use confer_media::{VideoCodec, VideoDecoder, VideoFrame};
 
 use crate::peer::{Peer, PeerEvent, Signal};
+use crate::render::RenderClock;
 use crate::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
 use crate::transfer;
 
@@ -187,6 +188,10 @@ enum DataMessage {
     /// The receiver has all of `id`; `ok` when its hash matched.
     FileResult { id: u64, ok: bool },
 }
+
+/// The most a decoded frame is held back to smooth out late arrivals (beyond it, frames are
+/// shown as they come and the reader skips to the newest).
+const MAX_PLAYOUT_DELAY: Duration = Duration::from_millis(400);
 
 /// Longest chat message accepted (characters).
 pub const MAX_CHAT_CHARS: usize = 4_000;
@@ -384,6 +389,10 @@ struct MediaCounters {
     codec_received: std::sync::atomic::AtomicU8,
     /// Times the speaker ran dry.
     speaker_underruns: AtomicU64,
+    /// Video packets lost for good (not repaired in time): their frames were dropped.
+    packets_given_up: AtomicU64,
+    /// The video playout delay, µs.
+    playout_delay_us: AtomicU64,
     /// The echo canceller's ERLE estimate, dB, as `f64` bits (NaN: none).
     erle_db: AtomicU64,
 }
@@ -441,6 +450,12 @@ pub struct CallStats {
     pub speaker_underruns: u64,
     /// Decoded remote frames replaced by a newer one before the reader took them, so far.
     pub frames_skipped: u64,
+    /// Received video packets lost for good so far (not repaired by retransmission in
+    /// time); each costs its frame and a keyframe request.
+    pub video_packets_given_up: u64,
+    /// How long decoded frames are held to show them at their capture cadence, ms (0 on a
+    /// clean path; it grows with late, repaired frames).
+    pub video_playout_delay_ms: f64,
     /// How much echo the canceller removes (its own estimate, dB), while it runs on a
     /// microphone.
     pub echo_erle_db: Option<f64>,
@@ -539,7 +554,7 @@ struct Media {
     stop: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
     /// Received frames for the decoder thread.
-    to_decoder: std::sync::mpsc::Sender<(VideoCodec, Bytes)>,
+    to_decoder: std::sync::mpsc::Sender<(VideoCodec, Bytes, u32)>,
     /// The codec we send.
     codec: VideoCodec,
     playout: Arc<Mutex<Playout>>,
@@ -729,7 +744,7 @@ fn start_media(
     });
 
     // Received video: a decoder thread.
-    let (to_decoder, video_rx) = std::sync::mpsc::channel::<(VideoCodec, Bytes)>();
+    let (to_decoder, video_rx) = std::sync::mpsc::channel::<(VideoCodec, Bytes, u32)>();
     {
         let events = events.clone();
         let switches = Arc::clone(switches);
@@ -743,8 +758,22 @@ fn start_media(
                 let mut last_frame: Option<Instant> = None;
                 let mut frozen = false;
                 let mut last_request: Option<Instant> = None;
+                // Decoded frames wait here until their time to be shown (crate::render).
+                let mut clock = RenderClock::new(MAX_PLAYOUT_DELAY);
+                let mut due: std::collections::VecDeque<(Instant, VideoFrame)> =
+                    std::collections::VecDeque::new();
                 loop {
-                    let next = video_rx.recv_timeout(Duration::from_millis(100));
+                    let now = Instant::now();
+                    while due.front().is_some_and(|(at, _)| *at <= now) {
+                        if let Some((_, frame)) = due.pop_front() {
+                            switches.remote.put(frame);
+                        }
+                    }
+                    let wait = due.front().map_or(Duration::from_millis(100), |(at, _)| {
+                        at.saturating_duration_since(now)
+                            .min(Duration::from_millis(100))
+                    });
+                    let next = video_rx.recv_timeout(wait);
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
@@ -756,7 +785,7 @@ fn start_media(
                         frozen = true;
                         counters.freezes.fetch_add(1, Ordering::Relaxed);
                     }
-                    let (codec, data) = match next {
+                    let (codec, data, rtp_timestamp) = match next {
                         Ok(item) => item,
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                         Err(_) => break,
@@ -793,7 +822,10 @@ fn start_media(
                                 .store(u64::from(frame.height), Ordering::Relaxed);
                             last_frame = Some(Instant::now());
                             frozen = false;
-                            switches.remote.put(frame);
+                            due.push_back((clock.schedule(rtp_timestamp, Instant::now()), frame));
+                            counters
+                                .playout_delay_us
+                                .store(clock.delay().as_micros() as u64, Ordering::Relaxed);
                         }
                         Ok(None) => {}
                         // A frame that does not decode (its reference was lost, or the first
@@ -981,6 +1013,8 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
             codec_received: codec_from_code(counters.codec_received.load(Ordering::Relaxed)),
             speaker_underruns: load(&counters.speaker_underruns),
             frames_skipped: load(&media.switches.remote.skipped),
+            video_packets_given_up: load(&counters.packets_given_up),
+            video_playout_delay_ms: load(&counters.playout_delay_us) as f64 / 1e3,
             echo_erle_db: Some(f64::from_bits(load(&counters.erle_db))).filter(|v| v.is_finite()),
         }
     });
@@ -1123,9 +1157,12 @@ async fn run(
                             _ => {}
                         }
                     }
-                    PeerEvent::Video { codec, data, .. } => {
+                    PeerEvent::Video { codec, data, lost_before, rtp_timestamp } => {
                         if let Some(m) = &media {
-                            let _ = m.to_decoder.send((codec, data));
+                            m.counters
+                                .packets_given_up
+                                .fetch_add(u64::from(lost_before), Ordering::Relaxed);
+                            let _ = m.to_decoder.send((codec, data, rtp_timestamp));
                         }
                     }
                     PeerEvent::DataOpen => {

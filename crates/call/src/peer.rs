@@ -34,11 +34,14 @@ use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, Interceptor, NackGeneratorBuilder, NackResponderBuilder, Packet, Slot, StreamInfo,
+    TaggedPacket,
+};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::sansio::Protocol;
 use std::collections::{HashMap, VecDeque};
@@ -135,7 +138,11 @@ struct Handler {
     data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
     remote_video: RemoteVideo,
     payload_types: PayloadTypes,
+    rtt: Rtt,
 }
+
+/// The last round-trip time measured, µs (0: none yet); the assembler sizes its wait by it.
+type Rtt = Arc<std::sync::atomic::AtomicU32>;
 
 /// The video codecs of the remote description by RTP payload type, in its order.
 type PayloadTypes = Arc<std::sync::RwLock<Vec<(u8, VideoCodec)>>>;
@@ -313,7 +320,12 @@ impl PeerConnectionEventHandler for Handler {
             *self.remote_video.lock().await = Some((Arc::clone(&track), ssrc));
         }
         let events = self.events.clone();
-        tokio::spawn(receive(track, events, Arc::clone(&self.payload_types)));
+        tokio::spawn(receive(
+            track,
+            events,
+            Arc::clone(&self.payload_types),
+            Arc::clone(&self.rtt),
+        ));
     }
 }
 
@@ -332,6 +344,7 @@ async fn receive(
     track: Arc<dyn TrackRemote>,
     events: mpsc::UnboundedSender<PeerEvent>,
     payload_types: PayloadTypes,
+    rtt: Rtt,
 ) {
     let kind = track.kind().await;
     let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
@@ -361,6 +374,7 @@ async fn receive(
                 if codec != assembler.codec() {
                     assembler = FrameAssembler::new(codec);
                 }
+                assembler.set_max_wait(repair_wait(rtt.load(Ordering::Relaxed)));
                 for frame in assembler.push(&packet) {
                     if frame.lost_before > 0 {
                         // Lost packets: the decoder's reference is gone; ask for a keyframe.
@@ -444,6 +458,18 @@ impl Outgoing {
 /// step (a check for a trickled candidate, the nomination after it) on the next tick, which
 /// made set-up take 200–400 ms on loopback; 50 ms is RFC 8445's pacing (Ta) and Chromium's.
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// How often missing packets are asked for again (NACK). webrtc-rs's 100 ms would put the
+/// first request up to 100 ms after the gap, and the repair past the assembler's wait.
+const NACK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long a gap in the video may hold newer frames back while its retransmission is on the
+/// way: a round trip plus the NACK interval plus room for a second attempt and jitter, at
+/// least 150 ms, at most 500 ms (beyond that a keyframe is quicker than waiting).
+fn repair_wait(rtt_us: u32) -> Duration {
+    let rtt = Duration::from_micros(u64::from(rtt_us));
+    (rtt + NACK_INTERVAL * 4).clamp(Duration::from_millis(150), Duration::from_millis(500))
+}
+
 /// Checks per candidate pair before it is given up: 1.4 s, as webrtc-rs's default (7 × 200 ms).
 const ICE_CHECKS_PER_PAIR: u16 = 28;
 
@@ -509,6 +535,8 @@ pub struct Peer {
     keyframes: Arc<KeyframeFlag>,
     video: VideoOut,
     audio: Outgoing,
+    /// The last round-trip time, for the assembler.
+    rtt: Rtt,
     /// Candidates that arrived before the remote description.
     early: Mutex<Vec<RTCIceCandidateInit>>,
 }
@@ -668,6 +696,7 @@ impl Peer {
     ) -> Result<Self> {
         let data = Arc::new(Mutex::new(None));
         let remote_video: RemoteVideo = Arc::new(Mutex::new(None));
+        let rtt = Rtt::default();
         let payload_types = PayloadTypes::default();
         let mut media = MediaEngine::default();
         let order = match prefer {
@@ -678,8 +707,23 @@ impl Peer {
             media.register_codec(video_codec(codec), RtpCodecKind::Video)?;
         }
         media.register_codec(audio_codec(), RtpCodecKind::Audio)?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)?
-            .with(Slot::from(14_000), KeyframeRequests::default());
+        // webrtc-rs's default chain, but NACKs go out every 20 ms (not 100) and at most twice
+        // per packet: a lost packet is asked for within 20 ms of the gap showing, so its
+        // retransmission lands about one RTT later, inside the assembler's wait
+        // ([`repair_wait`]); the second request covers a lost retransmission without a NACK
+        // storm (each request costs a retransmission).
+        configure_simulcast_extension_headers(&mut media)?;
+        let registry =
+            configure_rtcp_reports(configure_twcc_receiver_only(Registry::new(), &mut media)?)
+                .with(Slot::NackResponder, NackResponderBuilder::new().build())
+                .with(
+                    Slot::NackGenerator,
+                    NackGeneratorBuilder::new()
+                        .with_interval(NACK_INTERVAL)
+                        .with_max_nacks_per_packet(2)
+                        .build(),
+                )
+                .with(Slot::from(14_000), KeyframeRequests::default());
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(
                 ice_servers
@@ -709,6 +753,7 @@ impl Peer {
                 data: Arc::clone(&data),
                 remote_video: Arc::clone(&remote_video),
                 payload_types: Arc::clone(&payload_types),
+                rtt: Arc::clone(&rtt),
             }))
             .with_udp_addrs(vec![format!("{bind_ip}:0")])
             .build()
@@ -737,6 +782,7 @@ impl Peer {
             keyframes,
             video,
             audio,
+            rtt,
             early: Mutex::new(Vec::new()),
         })
     }
@@ -912,6 +958,8 @@ impl Peer {
             out.bytes_received = p.bytes_received;
             if p.current_round_trip_time > 0.0 {
                 out.rtt_ms = Some(p.current_round_trip_time * 1000.0);
+                self.rtt
+                    .store((p.current_round_trip_time * 1e6) as u32, Ordering::Relaxed);
             }
             out.path = report.iter().find_map(|e| match e {
                 // The entry's id is the pair's candidate id behind a type prefix.
