@@ -71,6 +71,12 @@ pub enum CallEvent {
     VerificationCode(String),
     /// The peer connection failed or closed.
     Disconnected(String),
+    /// Nothing has arrived from the other side for a while
+    /// ([`crate::peer::ICE_DISCONNECTED_AFTER`]): the path is being looked for again (the side
+    /// that started the call restarts ICE if it does not come back by itself).
+    Reconnecting,
+    /// Media flows again after [`CallEvent::Reconnecting`].
+    Reconnected,
     /// The newest decoded remote video frame. Latest-frame-wins: a reader that falls behind
     /// gets the newest frame, never a queue of old ones ([`CallStats::frames_skipped`]).
     RemoteVideo(VideoFrame),
@@ -915,6 +921,30 @@ fn start_media(
     })
 }
 
+/// How long the path may stay lost before the offerer restarts ICE, and how often it tries
+/// again while the path stays lost.
+const ICE_RESTART_AFTER: Duration = Duration::from_secs(2);
+const ICE_RESTART_EVERY: Duration = Duration::from_secs(4);
+
+/// Restarts ICE: new credentials, a new offer through signaling.
+async fn restart_ice(
+    peer: Option<&Peer>,
+    signaling: &mut SignalClient,
+    events: &mpsc::UnboundedSender<CallEvent>,
+) {
+    let Some(p) = peer else { return };
+    match p.restart_ice().await {
+        Ok(offer) => {
+            signaling.signal(offer.to_payload());
+            let ufrag = p.local_ufrag().await.unwrap_or_default();
+            let _ = events.send(CallEvent::IceRestarted { ufrag });
+        }
+        Err(e) => {
+            let _ = events.send(CallEvent::Warning(format!("ICE restart: {e}")));
+        }
+    }
+}
+
 /// Offers a file and starts sending its chunks on a task of its own.
 async fn start_send(
     peer: &Arc<Peer>,
@@ -1063,8 +1093,19 @@ async fn run(
     let (keyframe_tx, mut keyframe_rx) = mpsc::unbounded_channel::<()>();
     let mut previous = Previous::default();
     let mut data_open = false;
+    // Whether this side sent the offer (it restarts ICE when the path is lost), since when the
+    // path has been lost, and the next automatic ICE restart.
+    let mut we_offered = false;
+    let mut lost_since: Option<Instant> = None;
+    let mut next_restart: Option<tokio::time::Instant> = None;
     let ended = loop {
+        let restart_at =
+            next_restart.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
+            () = tokio::time::sleep_until(restart_at), if next_restart.is_some() => {
+                next_restart = Some(tokio::time::Instant::now() + ICE_RESTART_EVERY);
+                restart_ice(peer.as_deref(), &mut signaling, &events).await;
+            }
             event = signaling.next_event() => {
                 let Some(event) = event else { break "signaling closed".to_owned() };
                 match &event {
@@ -1083,6 +1124,9 @@ async fn run(
                             Ok(p) => {
                                 let p = Arc::new(p);
                                 data_open = false;
+                                we_offered = *initiator;
+                                lost_since = None;
+                                next_restart = None;
                                 if *initiator {
                                     match p.offer(peer_tx.clone()).await {
                                         Ok(offer) => signaling.signal(offer.to_payload()),
@@ -1151,6 +1195,22 @@ async fn run(
                                     }
                                 }
                             }
+                            S::Connected if lost_since.is_some() => {
+                                lost_since = None;
+                                next_restart = None;
+                                let _ = events.send(CallEvent::Reconnected);
+                            }
+                            // The path went quiet: say so, and unless it comes back by itself
+                            // (a short outage: the same pair resumes), the offerer restarts ICE.
+                            S::Disconnected | S::Failed if media.is_some() && lost_since.is_none() => {
+                                lost_since = Some(Instant::now());
+                                let _ = events.send(CallEvent::Reconnecting);
+                                if we_offered {
+                                    next_restart = Some(tokio::time::Instant::now() + ICE_RESTART_AFTER);
+                                }
+                            }
+                            // Still reconnecting: the restarts go on.
+                            S::Disconnected | S::Failed if media.is_some() => {}
                             S::Failed | S::Closed => {
                                 let _ = events.send(CallEvent::Disconnected(state.to_string()));
                             }
@@ -1293,20 +1353,7 @@ async fn run(
                     // Before the data channel is open: it goes out when it opens.
                     _ => pending_files.push((id, name, data)),
                 },
-                Some(Command::RestartIce) => {
-                    if let Some(p) = &peer {
-                        match p.restart_ice().await {
-                            Ok(offer) => {
-                                signaling.signal(offer.to_payload());
-                                let ufrag = p.local_ufrag().await.unwrap_or_default();
-                                let _ = events.send(CallEvent::IceRestarted { ufrag });
-                            }
-                            Err(e) => {
-                                let _ = events.send(CallEvent::Warning(format!("ICE restart: {e}")));
-                            }
-                        }
-                    }
-                }
+                Some(Command::RestartIce) => restart_ice(peer.as_deref(), &mut signaling, &events).await,
                 Some(Command::CancelTransfer(id)) => {
                     let reason = "cancelled".to_owned();
                     let ours = sending.remove(&id);

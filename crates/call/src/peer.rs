@@ -470,6 +470,10 @@ fn repair_wait(rtt_us: u32) -> Duration {
     (rtt + NACK_INTERVAL * 4).clamp(Duration::from_millis(150), Duration::from_millis(500))
 }
 
+/// Silence on the selected pair (no media, no keepalive answers) after which the connection
+/// counts as disconnected and the call as reconnecting (webrtc-rs: 5 s).
+pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(2);
+
 /// Checks per candidate pair before it is given up: 1.4 s, as webrtc-rs's default (7 × 200 ms).
 const ICE_CHECKS_PER_PAIR: u16 = 28;
 
@@ -743,6 +747,11 @@ impl Peer {
                     .with_ice_connection_attempts(
                         Some(ICE_CHECK_INTERVAL),
                         Some(ICE_CHECKS_PER_PAIR),
+                    )
+                    .with_ice_timeouts(
+                        Some(ICE_DISCONNECTED_AFTER),
+                        Some(Duration::from_secs(25)),
+                        Some(Duration::from_secs(1)),
                     )
                     .build(),
             )

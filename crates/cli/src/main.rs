@@ -332,6 +332,10 @@ async fn call(
                 eprintln!("file transfer stopped: {reason}")
             }
             CallEvent::Disconnected(why) => eprintln!("media disconnected: {why}"),
+            CallEvent::Reconnecting => {
+                eprintln!("reconnecting: nothing arrives from the other side")
+            }
+            CallEvent::Reconnected => eprintln!("reconnected"),
             CallEvent::Warning(w) => {
                 eprintln!("warning: {w}");
                 stats.warnings.push(w);
