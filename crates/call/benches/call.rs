@@ -2,8 +2,9 @@
 //! confer-signal (set-up time, and the same figures next to Chromium's, are in confer-cli's
 //! `versus_chromium` bench):
 //!
-//! 1. Glass-to-glass before display: for every decoded frame, the wall-clock time since its
-//!    capture (the stamp travels in the frame mark), p50/p95, at 640x360 and 1280x720, 30 fps.
+//! 1. Glass-to-glass before display: for every frame the call hands to its reader (decoded,
+//!    then released by the playout clock), the wall-clock time since its capture (the stamp
+//!    travels in the frame mark), p50/p95, at 640x360 and 1280x720, 30 fps.
 //! 2. CPU per peer: the process's user+system CPU over the measuring window, halved (both peers
 //!    and the signaling server run in this process; the server's share is negligible).
 //!
@@ -93,7 +94,7 @@ async fn glass_to_glass(handle: &ServerHandle, video: &str, kbps: u32, seconds: 
     }
     let cpu = (cpu_seconds() - cpu0) / t0.elapsed().as_secs_f64();
     println!(
-        "{video} @ {kbps} kbit/s, {seconds} s: glass-to-glass (capture → decoded) p50 {:.1} ms, p95 {:.1} ms; \
+        "{video} @ {kbps} kbit/s, {seconds} s: glass-to-glass (capture → handed to the reader) p50 {:.1} ms, p95 {:.1} ms; \
          {:.1} frames/s received per peer; CPU per peer {:.0}% of a core; RSS {:.0} MiB (both peers + server)",
         median(&mut ages.clone()),
         p95(&mut ages),
