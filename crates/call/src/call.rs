@@ -462,6 +462,14 @@ pub struct CallStats {
     /// How long decoded frames are held to show them at their capture cadence, ms (0 on a
     /// clean path; it grows with late, repaired frames).
     pub video_playout_delay_ms: f64,
+    /// Remote audio so far: 20 ms packets rebuilt from the next packet's in-band FEC.
+    pub audio_fec_recovered: u64,
+    /// Remote audio so far: 20 ms ticks concealed (nothing to play, or lost without FEC).
+    pub audio_concealed: u64,
+    /// Remote audio packets that came after their turn (dropped) so far.
+    pub audio_late: u64,
+    /// Remote audio buffered ahead of the play point, ms.
+    pub audio_buffer_ms: u32,
     /// How much echo the canceller removes (its own estimate, dB), while it runs on a
     /// microphone.
     pub echo_erle_db: Option<f64>,
@@ -1003,6 +1011,10 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
         load(&counters.frames_decoded),
         load(&counters.decode_us),
     );
+    let (audio, audio_buffer_ms) = {
+        let playout = media.playout.lock().unwrap_or_else(|e| e.into_inner());
+        (playout.buffer().stats(), playout.buffer().buffered_ms())
+    };
     let result = prev.at.map(|at| {
         let secs = now.duration_since(at).as_secs_f64().max(1e-3);
         let received = net
@@ -1045,6 +1057,10 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
             frames_skipped: load(&media.switches.remote.skipped),
             video_packets_given_up: load(&counters.packets_given_up),
             video_playout_delay_ms: load(&counters.playout_delay_us) as f64 / 1e3,
+            audio_fec_recovered: audio.recovered,
+            audio_concealed: audio.concealed,
+            audio_late: audio.late,
+            audio_buffer_ms,
             echo_erle_db: Some(f64::from_bits(load(&counters.erle_db))).filter(|v| v.is_finite()),
         }
     });
