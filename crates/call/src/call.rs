@@ -57,6 +57,9 @@ pub struct CallConfig {
     pub bind_ip: IpAddr,
     /// Admit every guest that knocks (for bots and tests; the app asks the host).
     pub auto_admit: bool,
+    /// Privacy: media only through the TURN relay, so the other side never learns this
+    /// machine's IP addresses (as Signal's "always relay calls"). Needs TURN on the server.
+    pub relay_only: bool,
 }
 
 /// What the call reports.
@@ -151,6 +154,9 @@ pub enum CallEvent {
     Stats(CallStats),
     /// Something went wrong that the call survives.
     Warning(String),
+    /// Something went wrong that keeps media from flowing until it is fixed (the call stays
+    /// joined).
+    Error(String),
     /// The call is over.
     Ended(String),
 }
@@ -929,6 +935,37 @@ fn start_media(
     })
 }
 
+/// Why gathering found nothing, as precisely as can be told: webrtc-rs does not report the
+/// TURN server's error, but the REST credentials carry their expiry (`<unix time>:<peer>`).
+fn no_candidates_reason(ice_servers: &[confer_protocol::IceServer], relay_only: bool) -> String {
+    if !relay_only {
+        return "no network path: not a single ICE candidate could be gathered".into();
+    }
+    let turn: Vec<_> = ice_servers
+        .iter()
+        .filter(|s| s.urls.iter().any(|u| u.starts_with("turn")))
+        .collect();
+    if turn.is_empty() {
+        return "relay-only: the server offers no TURN relay; the call cannot connect".into();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let expired = turn.iter().find_map(|s| {
+        let expiry: u64 = s.username.as_deref()?.split(':').next()?.parse().ok()?;
+        (expiry < now).then_some(now - expiry)
+    });
+    match expired {
+        Some(ago) => format!(
+            "relay-only: the TURN credentials expired {ago} s ago, so the relay refused them; \
+             rejoin to get fresh ones (the call cannot connect without the relay)"
+        ),
+        None => "relay-only: the TURN server gave no relay address (it refused the \
+                 credentials, or cannot be reached over UDP); the call cannot connect"
+            .into(),
+    }
+}
+
 /// How long the path may stay lost before the offerer restarts ICE, and how often it tries
 /// again while the path stays lost.
 const ICE_RESTART_AFTER: Duration = Duration::from_secs(2);
@@ -1136,7 +1173,7 @@ async fn run(
                         if let Some(old) = peer.take() {
                             let _ = old.close().await;
                         }
-                        match Peer::new(&ice_servers, config.bind_ip, config.video_codec, peer_tx.clone()).await {
+                        match Peer::new(&ice_servers, config.bind_ip, config.video_codec, config.relay_only, peer_tx.clone()).await {
                             Ok(p) => {
                                 let p = Arc::new(p);
                                 data_open = false;
@@ -1193,6 +1230,10 @@ async fn run(
                 let Some(event) = event else { continue };
                 match event {
                     PeerEvent::Candidate(c) => signaling.signal(c.to_payload()),
+                    PeerEvent::NoCandidates => {
+                        let why = no_candidates_reason(&ice_servers, config.relay_only);
+                        let _ = events.send(CallEvent::Error(why));
+                    }
                     PeerEvent::State(state) => {
                         use webrtc::peer_connection::RTCPeerConnectionState as S;
                         match state {

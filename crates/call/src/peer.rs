@@ -32,9 +32,10 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, Registry, SettingEngineBuilder, configure_rtcp_reports,
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -105,6 +106,9 @@ impl Signal {
 pub enum PeerEvent {
     /// A local candidate to send to the other side.
     Candidate(Signal),
+    /// Gathering ended without a single candidate: in relay-only mode, the TURN server gave
+    /// no relay address.
+    NoCandidates,
     /// The connection state changed.
     State(RTCPeerConnectionState),
     /// A whole received video frame (and whether packets were lost before it).
@@ -135,6 +139,10 @@ pub enum PeerEvent {
 
 struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
+    /// Local candidates gathered (in this ICE generation).
+    gathered: std::sync::atomic::AtomicU32,
+    /// Relay-only: candidates leave without their related address.
+    relay_only: bool,
     data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
     remote_video: RemoteVideo,
     payload_types: PayloadTypes,
@@ -294,8 +302,22 @@ impl KeyframeFlag {
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        match state {
+            RTCIceGatheringState::Gathering => self.gathered.store(0, Ordering::Relaxed),
+            RTCIceGatheringState::Complete if self.gathered.load(Ordering::Relaxed) == 0 => {
+                let _ = self.events.send(PeerEvent::NoCandidates);
+            }
+            _ => {}
+        }
+    }
+
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(candidate) = event.candidate.to_json() {
+        self.gathered.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut candidate) = event.candidate.to_json() {
+            if self.relay_only {
+                candidate.candidate = without_related_address(&candidate.candidate);
+            }
             let _ = self
                 .events
                 .send(PeerEvent::Candidate(Signal::Candidate { candidate }));
@@ -458,6 +480,21 @@ impl Outgoing {
 /// step (a check for a trickled candidate, the nomination after it) on the next tick, which
 /// made set-up take 200–400 ms on loopback; 50 ms is RFC 8445's pacing (Ta) and Chromium's.
 const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// A candidate line with its related address blanked (`raddr 0.0.0.0 rport 0`). A relay
+/// candidate's related address is the machine's own (server-reflexive or host) address, which
+/// relay-only mode exists to keep from the other side; browsers blank it the same way.
+fn without_related_address(line: &str) -> String {
+    let mut parts: Vec<&str> = line.split(' ').collect();
+    for i in 0..parts.len().saturating_sub(1) {
+        match parts[i] {
+            "raddr" => parts[i + 1] = "0.0.0.0",
+            "rport" => parts[i + 1] = "0",
+            _ => {}
+        }
+    }
+    parts.join(" ")
+}
+
 /// How often missing packets are asked for again (NACK). webrtc-rs's 100 ms would put the
 /// first request up to 100 ms after the gap, and the repair past the assembler's wait.
 const NACK_INTERVAL: Duration = Duration::from_millis(20);
@@ -691,11 +728,13 @@ async fn video_out(
 impl Peer {
     /// A peer connection using `ice_servers` (from `welcome`), bound to `bind_ip` (loopback in
     /// tests: binding 0.0.0.0 skips loopback candidates), offering `prefer` first among the
-    /// video codecs. Events go to `events`.
+    /// video codecs; with `relay_only`, only TURN relay candidates are gathered and offered,
+    /// so the other side never learns this machine's addresses. Events go to `events`.
     pub async fn new(
         ice_servers: &[IceServer],
         bind_ip: std::net::IpAddr,
         prefer: VideoCodec,
+        relay_only: bool,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Self> {
         let data = Arc::new(Mutex::new(None));
@@ -739,6 +778,11 @@ impl Peer {
                     })
                     .collect(),
             )
+            .with_ice_transport_policy(if relay_only {
+                RTCIceTransportPolicy::Relay
+            } else {
+                RTCIceTransportPolicy::All
+            })
             .build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
@@ -759,6 +803,8 @@ impl Peer {
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Handler {
                 events: events.clone(),
+                gathered: Default::default(),
+                relay_only,
                 data: Arc::clone(&data),
                 remote_video: Arc::clone(&remote_video),
                 payload_types: Arc::clone(&payload_types),
@@ -1010,6 +1056,18 @@ impl Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_candidates_leave_without_the_machines_address() {
+        assert_eq!(
+            without_related_address(
+                "candidate:1 1 udp 16777215 203.0.113.7 52423 typ relay raddr 192.168.1.20 rport 59620"
+            ),
+            "candidate:1 1 udp 16777215 203.0.113.7 52423 typ relay raddr 0.0.0.0 rport 0"
+        );
+        let host = "candidate:2 1 udp 2130706431 127.0.0.1 40000 typ host";
+        assert_eq!(without_related_address(host), host);
+    }
 
     /// The video section of a Chromium offer, abridged: VP8, RTX, H.264 in several profiles
     /// and packetization modes, VP9.

@@ -74,6 +74,10 @@ enum Command {
         /// Send the microphone as captured: no echo cancellation, noise suppression or gain.
         #[arg(long)]
         raw_mic: bool,
+        /// Media only through the server's TURN relay: the other side never learns this
+        /// machine's IP addresses.
+        #[arg(long)]
+        relay_only: bool,
         /// Display name.
         #[arg(long)]
         name: Option<String>,
@@ -151,6 +155,7 @@ struct Media {
     audio: String,
     speaker: Option<String>,
     raw_mic: bool,
+    relay_only: bool,
 }
 
 /// What `confer call` does besides sending media.
@@ -176,6 +181,7 @@ async fn call(
         audio,
         speaker,
         raw_mic,
+        relay_only,
     } = media;
     let Actions {
         admit,
@@ -202,6 +208,7 @@ async fn call(
         video_codec: codec,
         audio,
         speaker,
+        relay_only,
         processing: if raw_mic {
             ProcessingConfig::OFF
         } else {
@@ -332,6 +339,10 @@ async fn call(
                 eprintln!("file transfer stopped: {reason}")
             }
             CallEvent::Disconnected(why) => eprintln!("media disconnected: {why}"),
+            CallEvent::Error(why) => {
+                eprintln!("error: {why}");
+                stats.warnings.push(why);
+            }
             CallEvent::Reconnecting => {
                 eprintln!("reconnecting: nothing arrives from the other side")
             }
@@ -369,6 +380,7 @@ async fn main() -> ExitCode {
             audio,
             speaker,
             raw_mic,
+            relay_only,
             name,
             admit,
             say,
@@ -386,6 +398,7 @@ async fn main() -> ExitCode {
                 audio,
                 speaker,
                 raw_mic,
+                relay_only,
             },
             name,
             Actions {

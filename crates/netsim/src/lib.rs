@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod coturn;
 pub mod impair;
 pub mod proxy;
 pub mod relay;

@@ -5,6 +5,7 @@
 //! alike are impaired by pointing them at the proxy's URL instead of the server's.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -22,7 +23,11 @@ pub struct SignalProxy {
     addr: SocketAddr,
     path: String,
     task: tokio::task::JoinHandle<()>,
+    seen: Seen,
 }
+
+/// Every ICE candidate line the participants sent, as they sent it, with the sender's side.
+type Seen = Arc<Mutex<Vec<(Option<Side>, String)>>>;
 
 impl Drop for SignalProxy {
     fn drop(&mut self) {
@@ -34,6 +39,21 @@ impl SignalProxy {
     /// Listens on 127.0.0.1 (port 0) and forwards to the signaling WebSocket `upstream`,
     /// routing candidates through `relay`.
     pub async fn start(upstream: &str, relay: Relay) -> std::io::Result<Self> {
+        Self::serve(upstream, Some(relay)).await
+    }
+
+    /// A proxy that changes nothing and only records the candidates the participants send
+    /// ([`SignalProxy::candidates`]): what the other side, or the server, learns about them.
+    pub async fn observe(upstream: &str) -> std::io::Result<Self> {
+        Self::serve(upstream, None).await
+    }
+
+    /// The candidate lines sent so far through this proxy, with the sender's side.
+    pub fn candidates(&self) -> Vec<(Option<Side>, String)> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn serve(upstream: &str, relay: Option<Relay>) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let upstream = upstream.to_owned();
@@ -42,15 +62,25 @@ impl SignalProxy {
             .nth(1)
             .and_then(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
             .unwrap_or_else(|| "/".into());
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (upstream, relay) = (upstream.clone(), relay.clone());
-                tokio::spawn(async move {
-                    let _ = connection(stream, &upstream, relay).await;
-                });
+        let seen = Seen::default();
+        let task = tokio::spawn({
+            let seen = Arc::clone(&seen);
+            async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (upstream, relay, seen) =
+                        (upstream.clone(), relay.clone(), Arc::clone(&seen));
+                    tokio::spawn(async move {
+                        let _ = connection(stream, &upstream, relay.as_ref(), &seen).await;
+                    });
+                }
             }
         });
-        Ok(Self { addr, path, task })
+        Ok(Self {
+            addr,
+            path,
+            task,
+            seen,
+        })
     }
 
     /// The URL participants use instead of the server's.
@@ -66,7 +96,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn connection(
     stream: tokio::net::TcpStream,
     upstream: &str,
-    relay: Relay,
+    relay: Option<&Relay>,
+    seen: &Seen,
 ) -> Result<(), Error> {
     // Browsers send an Origin the server checks: pass it on.
     let mut origin = None;
@@ -86,7 +117,7 @@ async fn connection(
         let mut side = None;
         while let Some(Ok(msg)) = from_client.next().await {
             let msg = match msg {
-                Message::Text(text) => match rewrite(&text, &mut side, &relay).await {
+                Message::Text(text) => match rewrite(&text, &mut side, relay, seen).await {
                     Some(text) => Message::text(text),
                     None => continue,
                 },
@@ -113,9 +144,15 @@ async fn connection(
     Ok(())
 }
 
-/// A client message with its candidates moved onto the relay; `None` drops it (a TCP
-/// candidate). `side` is learnt from the `hello` token's role.
-async fn rewrite(text: &str, side: &mut Option<Side>, relay: &Relay) -> Option<String> {
+/// A client message with its candidates moved onto the relay (if there is one); `None` drops
+/// it (a TCP candidate). `side` is learnt from the `hello` token's role. Candidates are
+/// recorded in `seen` as they came.
+async fn rewrite(
+    text: &str,
+    side: &mut Option<Side>,
+    relay: Option<&Relay>,
+    seen: &Seen,
+) -> Option<String> {
     let Ok(mut msg) = serde_json::from_str::<Value>(text) else {
         return Some(text.to_owned());
     };
@@ -125,10 +162,28 @@ async fn rewrite(text: &str, side: &mut Option<Side>, relay: &Relay) -> Option<S
             Some(text.to_owned())
         }
         Some("signal") => {
-            let Some(owner) = *side else {
+            let payload = &mut msg["payload"];
+            let mut lines: Vec<String> = Vec::new();
+            if let Some(line) = payload["candidate"]["candidate"].as_str() {
+                lines.push(line.to_owned());
+            }
+            if let Some(sdp) = payload["sdp"].as_str() {
+                lines.extend(
+                    sdp.lines()
+                        .filter_map(|l| l.strip_prefix("a="))
+                        .filter(|l| l.starts_with("candidate:"))
+                        .map(str::to_owned),
+                );
+            }
+            seen.lock().unwrap_or_else(|e| e.into_inner()).extend(
+                lines
+                    .into_iter()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| (*side, l)),
+            );
+            let (Some(owner), Some(relay)) = (*side, relay) else {
                 return Some(text.to_owned());
             };
-            let payload = &mut msg["payload"];
             if let Some(line) = payload["candidate"]["candidate"].as_str() {
                 if line.is_empty() {
                     return Some(text.to_owned()); // end of candidates
@@ -205,14 +260,22 @@ mod tests {
         assert_eq!(move_candidate(tcp, Side::Host, &relay).await, None);
 
         let mut side = None;
+        let seen = Seen::default();
         let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"role":"guest"}"#);
         let hello = format!(r#"{{"type":"hello","protocol":1,"token":"x.{claims}.y"}}"#);
-        assert!(rewrite(&hello, &mut side, &relay).await.is_some());
+        assert!(
+            rewrite(&hello, &mut side, Some(&relay), &seen)
+                .await
+                .is_some()
+        );
         assert_eq!(side, Some(Side::Guest));
         let offer = r#"{"type":"signal","payload":{"type":"offer","sdp":"v=0\r\na=candidate:1 1 udp 1 127.0.0.1 40001 typ host\r\na=candidate:2 1 tcp 1 127.0.0.1 9 typ host\r\na=mid:0\r\n"}}"#;
-        let out: Value =
-            serde_json::from_str(&rewrite(offer, &mut side, &relay).await.expect("kept"))
-                .expect("json");
+        let out: Value = serde_json::from_str(
+            &rewrite(offer, &mut side, Some(&relay), &seen)
+                .await
+                .expect("kept"),
+        )
+        .expect("json");
         let sdp = out["payload"]["sdp"].as_str().expect("sdp");
         assert!(!sdp.contains("40001") && !sdp.contains(" tcp "), "{sdp}");
         assert!(

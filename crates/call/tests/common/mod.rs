@@ -51,6 +51,7 @@ pub fn call_config(handle: &ServerHandle, room: &str, role: Role) -> CallConfig 
         processing: Default::default(),
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         auto_admit: true,
+        relay_only: false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! A call between two Confer peers whose signaling goes through the proxy and whose media
 //! goes through the relay, and what one side sees of it.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use confer_signal::{Config, ServerHandle};
 
 #[path = "../../../call/tests/common/mod.rs"]
 mod call_common;
-pub use call_common::{end, wait_connected};
+pub use call_common::{call_config, end, start, wait_connected};
 
 /// The server, the relay and the proxy of one call.
 pub struct Net {
