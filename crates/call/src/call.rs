@@ -25,9 +25,11 @@ use confer_media::tone::FRAME_10MS;
 use confer_media::{VideoCodec, VideoDecoder, VideoFrame};
 
 use crate::peer::{Peer, PeerEvent, Signal};
+use crate::rate::SendRate;
 use crate::render::RenderClock;
 use crate::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
 use crate::transfer;
+use confer_media::scale::Scaler;
 
 /// What a call is made of.
 #[derive(Debug, Clone)]
@@ -405,6 +407,10 @@ struct MediaCounters {
     packets_given_up: AtomicU64,
     /// The video playout delay, µs.
     playout_delay_us: AtomicU64,
+    /// The video bitrate the encoder is set to, kbit/s.
+    send_kbps_target: AtomicU64,
+    /// The size encoded (width << 32 | height).
+    send_size: AtomicU64,
     /// The echo canceller's ERLE estimate, dB, as `f64` bits (NaN: none).
     erle_db: AtomicU64,
 }
@@ -476,6 +482,15 @@ pub struct CallStats {
     pub audio_late: u64,
     /// Remote audio buffered ahead of the play point, ms.
     pub audio_buffer_ms: u32,
+    /// What the congestion controller lets us send now (all media), kbit/s (as of the
+    /// previous second).
+    pub bandwidth_estimate_kbps: f64,
+    /// The video bitrate the encoder is set to, kbit/s.
+    pub video_target_kbps: u32,
+    /// The size we encode at (the resolution ladder's rung).
+    pub sent_width: u32,
+    /// The height we encode at.
+    pub sent_height: u32,
     /// How much echo the canceller removes (its own estimate, dB), while it runs on a
     /// microphone.
     pub echo_erle_db: Option<f64>,
@@ -579,6 +594,9 @@ struct Media {
     codec: VideoCodec,
     playout: Arc<Mutex<Playout>>,
     switches: Arc<Switches>,
+    /// The send rate the congestion controller allows, bit/s (read by the video sender).
+    bandwidth: Arc<AtomicU64>,
+    controller: Mutex<crate::rate::Controller>,
 }
 
 impl Drop for Media {
@@ -602,11 +620,20 @@ fn start_media(
         let _ = events.send(CallEvent::Warning(format!("video: {w}")));
     }
     let audio_source = confer_media::audio::open(&config.audio).map_err(|e| e.to_string())?;
-    let (w, h) = video_source.size();
+    let source_size = video_source.size();
     let fps = video_source.fps();
-    let kbps = config.video_kbps;
-    let mut encoder = codec.encoder(w, h, kbps).map_err(|e| e.to_string())?;
-    let mut encoder_size = (w, h);
+    // The encoder follows the congestion controller: bitrate, size and frame rate.
+    let mut rate = SendRate::new(
+        source_size,
+        fps.round() as u32,
+        config.video_kbps,
+        peer.bandwidth(),
+    );
+    let plan = rate.plan();
+    let mut encoder = codec
+        .encoder(plan.rung.width, plan.rung.height, plan.kbps)
+        .map_err(|e| e.to_string())?;
+    let mut encoder_size = (plan.rung.width, plan.rung.height);
 
     // Video: capture thread → encoder thread → async sender.
     let (encoded_tx, mut encoded_rx) = mpsc::channel::<Bytes>(4);
@@ -623,32 +650,24 @@ fn start_media(
                 // Wall-clock stamps: a receiver on the same machine reads glass-to-glass time
                 // off the frame mark.
                 let mut capture = Capture::start_wall_clock(video_source);
+                let mut source_size = source_size;
+                let mut scaler = Scaler::new();
                 let mut switched = false;
+                let mut requested = false;
+                let mut last_requested_keyframe: Option<Instant> = None;
                 while !stop.load(Ordering::Relaxed) {
-                    // Another camera: same track, same connection; a new encoder if the size
-                    // changed, and a keyframe either way.
+                    // Another camera: same track, same connection, a keyframe from it.
                     let next = take(&switches.next_video);
                     if let Some(source) = next {
-                        let (w, h) = source.size();
+                        source_size = source.size();
+                        rate.set_source(source_size, source.fps().round() as u32);
                         capture = Capture::start_wall_clock(source);
-                        if (w, h) != encoder_size {
-                            match codec.encoder(w, h, kbps) {
-                                Ok(e) => {
-                                    encoder = e;
-                                    encoder_size = (w, h);
-                                }
-                                Err(e) => {
-                                    let _ = events
-                                        .send(CallEvent::Warning(format!("video encoder: {e}")));
-                                }
-                            }
-                        }
                         switched = true;
                     }
                     let Some(frame) = capture.next(Duration::from_millis(200)) else {
                         continue;
                     };
-                    if (frame.width, frame.height) != encoder_size {
+                    if (frame.width, frame.height) != source_size {
                         continue; // a frame of the previous source still in the hand-off
                     }
                     if switches.camera_off.load(Ordering::Relaxed) {
@@ -657,7 +676,58 @@ fn start_media(
                     if switches.preview.load(Ordering::Relaxed) {
                         switches.local.put(frame.clone());
                     }
-                    let force = keyframes.take()
+                    // What the network takes now: a new encoder for a new size (it starts
+                    // with a keyframe), a new bitrate otherwise, and fewer frames when asked.
+                    let plan = rate.plan();
+                    let size = (plan.rung.width, plan.rung.height);
+                    if size != encoder_size {
+                        match codec.encoder(size.0, size.1, plan.kbps) {
+                            Ok(e) => {
+                                encoder = e;
+                                encoder_size = size;
+                                switched = true;
+                            }
+                            Err(e) => {
+                                let _ =
+                                    events.send(CallEvent::Warning(format!("video encoder: {e}")));
+                                continue;
+                            }
+                        }
+                    } else if plan.kbps != encoder.bitrate_kbps() {
+                        let _ = encoder.set_bitrate_kbps(plan.kbps);
+                    }
+                    counters
+                        .send_kbps_target
+                        .store(u64::from(plan.kbps), Ordering::Relaxed);
+                    counters.send_size.store(
+                        u64::from(size.0) << 32 | u64::from(size.1),
+                        Ordering::Relaxed,
+                    );
+                    if !rate.take_frame(plan.rung.fps) {
+                        continue;
+                    }
+                    let frame = if (frame.width, frame.height) == size {
+                        frame
+                    } else {
+                        match scaler.scale(&frame, size.0, size.1) {
+                            Ok(scaled) => scaled,
+                            Err(e) => {
+                                let _ = events.send(CallEvent::Warning(format!("video: {e}")));
+                                continue;
+                            }
+                        }
+                    };
+                    // The far side's requests are answered at most once per KEYFRAME_INTERVAL
+                    // (a request held back is answered when the interval is over).
+                    requested |= keyframes.take();
+                    let answer = requested
+                        && last_requested_keyframe
+                            .is_none_or(|t: Instant| t.elapsed() >= crate::peer::KEYFRAME_INTERVAL);
+                    if answer {
+                        requested = false;
+                        last_requested_keyframe = Some(Instant::now());
+                    }
+                    let force = answer
                         | switches.camera_back.swap(false, Ordering::AcqRel)
                         | std::mem::take(&mut switched);
                     counters
@@ -932,6 +1002,10 @@ fn start_media(
         codec,
         playout,
         switches: Arc::clone(switches),
+        bandwidth: peer.bandwidth(),
+        controller: Mutex::new(crate::rate::Controller::new(
+            config.video_kbps + crate::rate::AUDIO_RESERVE_KBPS,
+        )),
     })
 }
 
@@ -1098,6 +1172,10 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
             audio_concealed: audio.concealed,
             audio_late: audio.late,
             audio_buffer_ms,
+            bandwidth_estimate_kbps: media.bandwidth.load(Ordering::Relaxed) as f64 / 1e3,
+            video_target_kbps: load(&counters.send_kbps_target) as u32,
+            sent_width: (load(&counters.send_size) >> 32) as u32,
+            sent_height: load(&counters.send_size) as u32,
             echo_erle_db: Some(f64::from_bits(load(&counters.erle_db))).filter(|v| v.is_finite()),
         }
     });
@@ -1173,7 +1251,7 @@ async fn run(
                         if let Some(old) = peer.take() {
                             let _ = old.close().await;
                         }
-                        match Peer::new(&ice_servers, config.bind_ip, config.video_codec, config.relay_only, peer_tx.clone()).await {
+                        match Peer::new(&ice_servers, config.bind_ip, config.video_codec, config.relay_only, config.video_kbps + crate::rate::AUDIO_RESERVE_KBPS, peer_tx.clone()).await {
                             Ok(p) => {
                                 let p = Arc::new(p);
                                 data_open = false;
@@ -1390,7 +1468,15 @@ async fn run(
             _ = stats_tick.tick() => {
                 if let (Some(p), Some(m)) = (&peer, &media) {
                     let net = p.network_stats().await;
+                    let remote_loss = net.remote_fraction_lost;
                     if let Some(s) = stats(net, m, &mut previous) {
+                        // The congestion controller, once a second; the video sender follows.
+                        let allowed = m
+                            .controller
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .update(remote_loss, s.rtt_ms, s.send_kbps);
+                        m.bandwidth.store((allowed * 1000.0) as u64, Ordering::Relaxed);
                         let _ = events.send(CallEvent::Stats(s));
                     }
                 } else {

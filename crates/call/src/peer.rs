@@ -375,6 +375,7 @@ async fn receive(
         let track = Arc::clone(&track);
         async move {
             let mut assembler = FrameAssembler::new(VideoCodec::Vp8);
+            let mut last_pli: Option<Instant> = None;
             while let Some(packet) = rx.recv().await {
                 let packet: rtc::rtp::Packet = packet;
                 if kind == RtpCodecKind::Audio {
@@ -398,8 +399,12 @@ async fn receive(
                 }
                 assembler.set_max_wait(repair_wait(rtt.load(Ordering::Relaxed)));
                 for frame in assembler.push(&packet) {
-                    if frame.lost_before > 0 {
-                        // Lost packets: the decoder's reference is gone; ask for a keyframe.
+                    // Lost packets: the decoder's reference is gone; ask for a keyframe (once per
+                    // KEYFRAME_INTERVAL: the first answer repairs every loss before it).
+                    if frame.lost_before > 0
+                        && last_pli.is_none_or(|t: Instant| t.elapsed() >= KEYFRAME_INTERVAL)
+                    {
+                        last_pli = Some(Instant::now());
                         send_pli(&*track, ssrc).await;
                     }
                     let _ = events.send(PeerEvent::Video {
@@ -444,6 +449,9 @@ pub struct NetworkStats {
     pub jitter_ms: f64,
     /// The local candidate type of the selected pair: `host`, `srflx`, `prflx` or `relay`.
     pub path: Option<String>,
+    /// The largest fraction (0..1) of our packets the other side reported lost in its last
+    /// receiver report, over our outbound streams.
+    pub remote_fraction_lost: Option<f64>,
 }
 
 /// The outgoing audio track with its negotiated payload type.
@@ -494,6 +502,11 @@ fn without_related_address(line: &str) -> String {
     }
     parts.join(" ")
 }
+
+/// The least time between two keyframe requests we send, and between two keyframes we send
+/// on request: a keyframe is many times the size of a frame, and on a congested path a stream
+/// of them is what keeps the queue full.
+pub const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How often missing packets are asked for again (NACK). webrtc-rs's 100 ms would put the
 /// first request up to 100 ms after the gap, and the repair past the assembler's wait.
@@ -578,6 +591,8 @@ pub struct Peer {
     audio: Outgoing,
     /// The last round-trip time, for the assembler.
     rtt: Rtt,
+    /// The send rate the congestion controller allows, bit/s.
+    bandwidth: Arc<std::sync::atomic::AtomicU64>,
     /// Candidates that arrived before the remote description.
     early: Mutex<Vec<RTCIceCandidateInit>>,
 }
@@ -735,6 +750,7 @@ impl Peer {
         bind_ip: std::net::IpAddr,
         prefer: VideoCodec,
         relay_only: bool,
+        max_kbps: u32,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Self> {
         let data = Arc::new(Mutex::new(None));
@@ -756,6 +772,12 @@ impl Peer {
         // ([`repair_wait`]); the second request covers a lost retransmission without a NACK
         // storm (each request costs a retransmission).
         configure_simulcast_extension_headers(&mut media)?;
+        // The send rate is set by our own loss/delay controller (crate::rate), which the
+        // video sender reads here; it starts at the most we may send. Transport-wide feedback
+        // is still reported, for a browser's estimator on the other side.
+        let bandwidth = Arc::new(std::sync::atomic::AtomicU64::new(
+            u64::from(max_kbps) * 1000,
+        ));
         let registry =
             configure_rtcp_reports(configure_twcc_receiver_only(Registry::new(), &mut media)?)
                 .with(Slot::NackResponder, NackResponderBuilder::new().build())
@@ -838,6 +860,7 @@ impl Peer {
             video,
             audio,
             rtt,
+            bandwidth,
             early: Mutex::new(Vec::new()),
         })
     }
@@ -1026,6 +1049,12 @@ impl Peer {
                 _ => None,
             });
         }
+        for e in report.iter() {
+            if let RTCStatsReportEntry::RemoteInboundRtp(r) = e {
+                out.remote_fraction_lost =
+                    Some(out.remote_fraction_lost.unwrap_or(0.0).max(r.fraction_lost));
+            }
+        }
         for s in report.inbound_rtp_streams() {
             let r = &s.received_rtp_stream_stats;
             out.packets_received += r.packets_received;
@@ -1042,6 +1071,12 @@ impl Peer {
     }
 
     /// The far side's keyframe requests for our video.
+    /// What the congestion controller allows to be sent, bit/s: written by the call's
+    /// controller, read by the video sender.
+    pub fn bandwidth(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.bandwidth)
+    }
+
     pub fn keyframes(&self) -> Arc<KeyframeFlag> {
         Arc::clone(&self.keyframes)
     }

@@ -91,6 +91,8 @@ pub struct Counters {
     pub reordered: u64,
     /// Longest wait in the queue behind the rate cap, µs.
     pub max_queue_us: u64,
+    /// The wait of the last packet let through behind the rate cap, µs (the queue now).
+    pub queue_us: u64,
 }
 
 /// Why a packet was dropped.
@@ -185,7 +187,8 @@ impl Shaper {
                 c.queue_drops += 1;
                 return Err(Drop::Queue);
             }
-            c.max_queue_us = c.max_queue_us.max(wait.as_micros() as u64);
+            c.queue_us = wait.as_micros() as u64;
+            c.max_queue_us = c.max_queue_us.max(c.queue_us);
             let on_wire =
                 Duration::from_secs_f64(len as f64 * 8.0 / (f64::from(kbps.max(1)) * 1e3));
             sent = start + on_wire;
