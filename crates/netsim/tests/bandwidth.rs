@@ -115,35 +115,22 @@ async fn the_sender_follows_the_link_down_and_back_up() {
     net.relay.set_both(cap(500));
     let (mut host, mut guest) = net.call("capped").await;
 
-    let down = phase(
-        &net.relay,
-        &mut host,
-        &mut guest,
-        Duration::from_secs(5),
-        Duration::from_secs(8),
-    )
-    .await;
-    show("500 kbit/s", &down);
-    net.relay.set_both(cap(250));
-    let lower = phase(
-        &net.relay,
-        &mut host,
-        &mut guest,
-        Duration::from_secs(5),
-        Duration::from_secs(8),
-    )
-    .await;
-    show("250 kbit/s", &lower);
-    net.relay.set_both(cap(2000));
-    let up = phase(
-        &net.relay,
-        &mut host,
-        &mut guest,
-        Duration::from_secs(15),
-        Duration::from_secs(17),
-    )
-    .await;
-    show("2 Mbit/s", &up);
+    // (link, time to adapt, phase length)
+    let mut phases = Vec::new();
+    for (kbps, settle, length) in [(500, 5, 8), (250, 5, 8), (2000, 15, 17)] {
+        net.relay.set_both(cap(kbps));
+        let p = phase(
+            &net.relay,
+            &mut host,
+            &mut guest,
+            Duration::from_secs(settle),
+            Duration::from_secs(length),
+        )
+        .await;
+        show(&format!("{kbps} kbit/s"), &p);
+        phases.push(p);
+    }
+    let [down, lower, up] = <[Phase; 3]>::try_from(phases).expect("three phases");
 
     for (name, p, kbps) in [("500 kbit/s", &down, 500.0), ("250 kbit/s", &lower, 250.0)] {
         assert!(
