@@ -491,6 +491,9 @@ pub struct CallStats {
     pub sent_width: u32,
     /// The height we encode at.
     pub sent_height: u32,
+    /// Retransmissions asked for but not sent so far, because they were over the share of
+    /// the rate retransmissions may take.
+    pub retransmissions_dropped: u64,
     /// How much echo the canceller removes (its own estimate, dB), while it runs on a
     /// microphone.
     pub echo_erle_db: Option<f64>,
@@ -1176,6 +1179,7 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
             video_target_kbps: load(&counters.send_kbps_target) as u32,
             sent_width: (load(&counters.send_size) >> 32) as u32,
             sent_height: load(&counters.send_size) as u32,
+            retransmissions_dropped: 0, // filled in by the caller, from the peer
             echo_erle_db: Some(f64::from_bits(load(&counters.erle_db))).filter(|v| v.is_finite()),
         }
     });
@@ -1469,7 +1473,8 @@ async fn run(
                 if let (Some(p), Some(m)) = (&peer, &media) {
                     let net = p.network_stats().await;
                     let remote_loss = net.remote_fraction_lost;
-                    if let Some(s) = stats(net, m, &mut previous) {
+                    if let Some(mut s) = stats(net, m, &mut previous) {
+                        s.retransmissions_dropped = p.retransmissions_dropped();
                         // The congestion controller, once a second; the video sender follows.
                         let allowed = m
                             .controller

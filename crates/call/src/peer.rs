@@ -593,6 +593,8 @@ pub struct Peer {
     rtt: Rtt,
     /// The send rate the congestion controller allows, bit/s.
     bandwidth: Arc<std::sync::atomic::AtomicU64>,
+    /// Retransmissions not sent for want of budget.
+    retransmissions_dropped: Arc<std::sync::atomic::AtomicU64>,
     /// Candidates that arrived before the remote description.
     early: Mutex<Vec<RTCIceCandidateInit>>,
 }
@@ -778,6 +780,7 @@ impl Peer {
         let bandwidth = Arc::new(std::sync::atomic::AtomicU64::new(
             u64::from(max_kbps) * 1000,
         ));
+        let retransmissions_dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let registry =
             configure_rtcp_reports(configure_twcc_receiver_only(Registry::new(), &mut media)?)
                 .with(Slot::NackResponder, NackResponderBuilder::new().build())
@@ -788,7 +791,16 @@ impl Peer {
                         .with_max_nacks_per_packet(2)
                         .build(),
                 )
-                .with(Slot::from(14_000), KeyframeRequests::default());
+                .with(Slot::from(14_000), KeyframeRequests::default())
+                // Between the pacer's place (3,000) and the NACK responder (4,000): it sees the
+                // responder's retransmissions on their way to the wire.
+                .with(
+                    Slot::from(3_500),
+                    crate::rate::RetransmissionBudget::new(
+                        Arc::clone(&bandwidth),
+                        Arc::clone(&retransmissions_dropped),
+                    ),
+                );
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(
                 ice_servers
@@ -861,6 +873,7 @@ impl Peer {
             audio,
             rtt,
             bandwidth,
+            retransmissions_dropped,
             early: Mutex::new(Vec::new()),
         })
     }
@@ -1075,6 +1088,12 @@ impl Peer {
     /// controller, read by the video sender.
     pub fn bandwidth(&self) -> Arc<std::sync::atomic::AtomicU64> {
         Arc::clone(&self.bandwidth)
+    }
+
+    /// Retransmissions not sent so far because they were over budget
+    /// ([`crate::rate::RetransmissionBudget`]).
+    pub fn retransmissions_dropped(&self) -> u64 {
+        self.retransmissions_dropped.load(Ordering::Relaxed)
     }
 
     pub fn keyframes(&self) -> Arc<KeyframeFlag> {
