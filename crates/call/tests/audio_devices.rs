@@ -68,9 +68,14 @@ fn the_far_side_plays_on_the_speaker_and_its_echo_is_cancelled_in_the_call() {
     runtime.block_on(async {
         let (handle, _task) = common::start(Config::loopback()).await;
         let room = "room-with-a-speaker";
+        // Small video: this test is about audio, and real-time audio on a busy 2-core machine
+        // (two peers encoding and decoding video in a debug build) glitches, which moves the
+        // echo path under the canceller.
         let mut host = CallHandle::join(CallConfig {
             audio: "mic".into(),
             speaker: Some("default".into()),
+            video: "pattern:320x180".into(),
+            video_kbps: 200,
             ..common::call_config(&handle, room, Role::Host)
         })
         .await
@@ -78,6 +83,8 @@ fn the_far_side_plays_on_the_speaker_and_its_echo_is_cancelled_in_the_call() {
         // The guest talks (confer-media's speech-like signal) and plays nothing.
         let mut guest = CallHandle::join(CallConfig {
             audio: "speech".into(),
+            video: "pattern:320x180".into(),
+            video_kbps: 200,
             ..common::call_config(&handle, room, Role::Guest)
         })
         .await
@@ -88,10 +95,10 @@ fn the_far_side_plays_on_the_speaker_and_its_echo_is_cancelled_in_the_call() {
         );
 
         // The room's own noise at -60 dBFS throughout (a real room and microphone are never
-        // digitally silent, and the gain control sizes its gain to that noise floor); 6 s
+        // digitally silent, and the gain control sizes its gain to that noise floor); 9 s
         // with only that and the echo, then 4 s of the host talking (440 Hz bursts).
         let out_of_speaker = pulse::record("speaker.monitor");
-        let mut talk = vec![0.0; 48_000 * 6];
+        let mut talk = vec![0.0; 48_000 * 9];
         talk.extend(ToneBursts::new(440.0, 0.3, 100, 500).next_samples(48_000 * 4));
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
         for s in &mut talk {
@@ -102,14 +109,14 @@ fn the_far_side_plays_on_the_speaker_and_its_echo_is_cancelled_in_the_call() {
             *s += ((seed >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0) * 0.00173;
         }
         let talker = pulse::play("feed", &talk);
-        let (heard, stats) = tokio::join!(listen(&mut guest, 10), host_side(&mut host, 10));
+        let (heard, stats) = tokio::join!(listen(&mut guest, 13), host_side(&mut host, 13));
         drop(talker);
         let played = pulse::finish(out_of_speaker);
         let stats = stats.expect("the host's stats");
         eprintln!("host stats: {stats:?}");
 
         // The guest came out of the host's speaker, without gaps.
-        let played_db = level_db(seconds(&played, 2.0, 5.5));
+        let played_db = level_db(seconds(&played, 4.0, 8.5));
         assert!(played_db > -40.0, "the speaker played {played_db:.1} dBFS");
         assert!(
             stats.speaker_underruns < 20,
@@ -117,9 +124,9 @@ fn the_far_side_plays_on_the_speaker_and_its_echo_is_cancelled_in_the_call() {
             stats.speaker_underruns
         );
 
-        // Its echo, once the canceller has converged (2-5.5 s: only the echo is in the room),
+        // Its echo, once the canceller has converged (4-8.5 s: only the echo is in the room),
         // is far below what the speaker played.
-        let echo_db = level_db(seconds(&heard, 2.0, 5.5));
+        let echo_db = level_db(seconds(&heard, 4.0, 8.5));
         eprintln!(
             "out of the speaker {played_db:.1} dBFS, back at the guest {echo_db:.1} dBFS: \
              {:.1} dB removed; canceller's estimate {:?} dB",
@@ -134,7 +141,7 @@ fn the_far_side_plays_on_the_speaker_and_its_echo_is_cancelled_in_the_call() {
 
         // And the host's own voice still reaches the guest.
         let mut talk_heard = BurstDetector::new(440.0, 0.002);
-        seconds(&heard, 6.5, 10.0)
+        seconds(&heard, 9.5, 13.0)
             .chunks_exact(FRAME_10MS)
             .for_each(|w| talk_heard.push(w));
         assert!(
