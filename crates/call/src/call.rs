@@ -494,6 +494,8 @@ pub struct CallStats {
     /// Retransmissions asked for but not sent so far, because they were over the share of
     /// the rate retransmissions may take.
     pub retransmissions_dropped: u64,
+    /// The network-quality indicator for this second (good / fair / poor, and why).
+    pub quality: Option<crate::quality::NetworkQuality>,
     /// How much echo the canceller removes (its own estimate, dB), while it runs on a
     /// microphone.
     pub echo_erle_db: Option<f64>,
@@ -1180,6 +1182,7 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
             sent_width: (load(&counters.send_size) >> 32) as u32,
             sent_height: load(&counters.send_size) as u32,
             retransmissions_dropped: 0, // filled in by the caller, from the peer
+            quality: None,              // assessed by the caller, who knows the camera state
             echo_erle_db: Some(f64::from_bits(load(&counters.erle_db))).filter(|v| v.is_finite()),
         }
     });
@@ -1231,6 +1234,8 @@ async fn run(
     // Whether this side sent the offer (it restarts ICE when the path is lost), since when the
     // path has been lost, and the next automatic ICE restart.
     let mut we_offered = false;
+    // The other side's camera, for the quality indicator.
+    let mut peer_camera = true;
     let mut lost_since: Option<Instant> = None;
     let mut next_restart: Option<tokio::time::Instant> = None;
     let ended = loop {
@@ -1387,6 +1392,7 @@ async fn run(
                             let _ = events.send(CallEvent::ChatDelivered { id });
                         }
                         Ok(DataMessage::Media { muted, camera }) => {
+                            peer_camera = camera;
                             let _ = events.send(CallEvent::PeerMedia { muted, camera });
                         }
                         Ok(DataMessage::Bye { reason }) => {
@@ -1475,6 +1481,7 @@ async fn run(
                     let remote_loss = net.remote_fraction_lost;
                     if let Some(mut s) = stats(net, m, &mut previous) {
                         s.retransmissions_dropped = p.retransmissions_dropped();
+                        s.quality = Some(crate::quality::assess(&s, peer_camera));
                         // The congestion controller, once a second; the video sender follows.
                         let allowed = m
                             .controller

@@ -11,6 +11,7 @@ pub mod assembler;
 pub mod call;
 pub mod link;
 pub mod peer;
+pub mod quality;
 pub mod rate;
 pub mod render;
 pub mod sas;

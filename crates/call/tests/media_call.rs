@@ -115,6 +115,11 @@ fn check(side: &str, got: &Received) {
     let last = got.stats.last().expect("stats");
     eprintln!("{side}: {last:?}");
     assert_eq!((last.width, last.height), (640, 360), "{side}: {last:?}");
+    assert_eq!(
+        last.quality.as_ref().map(|q| q.level),
+        Some(confer_call::quality::Level::Good),
+        "{side}: a clean loopback call is good: {last:?}"
+    );
     assert!(
         (25.0..=35.0).contains(&last.fps_received),
         "{side}: {last:?}"
