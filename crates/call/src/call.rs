@@ -341,23 +341,13 @@ impl CallHandle {
     /// Plays remote audio on another output device (`default`, or a device id or name from
     /// `confer_media::device::outputs`). Fails, keeping the current one, when it cannot open.
     pub fn switch_speaker(&self, device: &str) -> Result<(), String> {
-        let speaker =
-            Speaker::open((device != "default").then_some(device)).map_err(|e| e.to_string())?;
-        put(&self.switches.next_speaker, speaker);
+        put(&self.switches.next_speaker, open_speaker(device)?);
         Ok(())
     }
 
     /// Turns echo cancellation, noise suppression and automatic gain on or off mid-call.
     pub fn set_processing(&self, config: ProcessingConfig) {
-        if let Some(p) = self
-            .switches
-            .processor
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
-            p.set_config(config);
-        }
+        with_processor(&self.switches, |p| p.set_config(config));
     }
 
     /// Mutes or unmutes the microphone (the other side is told).
@@ -411,8 +401,8 @@ struct MediaCounters {
     send_kbps_target: AtomicU64,
     /// The size encoded (width << 32 | height).
     send_size: AtomicU64,
-    /// The echo canceller's ERLE estimate, dB, as `f64` bits (NaN: none).
-    erle_db: AtomicU64,
+    /// The audio sent comes from a microphone (and through the canceller).
+    microphone: AtomicBool,
 }
 
 fn codec_code(codec: Option<VideoCodec>) -> u8 {
@@ -563,6 +553,11 @@ fn put<T>(slot: &Mutex<Option<T>>, value: T) {
 /// Whether an audio source spec names a microphone (whose sound is processed).
 fn is_microphone(spec: &str) -> bool {
     spec == "mic" || spec.starts_with("mic:")
+}
+
+/// Opens the output device a speaker spec names (`default`, or a device id or name).
+fn open_speaker(device: &str) -> Result<Speaker, String> {
+    Speaker::open((device != "default").then_some(device)).map_err(|e| e.to_string())
 }
 
 /// Runs `f` on the audio processor.
@@ -796,20 +791,12 @@ fn start_media(
                         pcm.extend(std::iter::repeat_n(0.0, FRAME_10MS));
                         continue;
                     };
-                    let erle = if microphone {
+                    counters.microphone.store(microphone, Ordering::Relaxed);
+                    if microphone {
                         // The echo of what the speaker played comes out here; a processing
                         // error leaves the frame as captured.
-                        with_processor(&switches, |p| {
-                            let _ = p.capture(&mut frame);
-                            p.stats().erle_db
-                        })
-                        .flatten()
-                    } else {
-                        None
-                    };
-                    counters
-                        .erle_db
-                        .store(erle.unwrap_or(f64::NAN).to_bits(), Ordering::Relaxed);
+                        let _ = with_processor(&switches, |p| p.capture(&mut frame));
+                    }
                     // Muted: the microphone is still read (so it does not back up) but only
                     // silence is encoded.
                     if switches.muted.load(Ordering::Relaxed) {
@@ -956,7 +943,7 @@ fn start_media(
             .spawn(move || {
                 // Opened here, not on the async side: cpal blocks while it sets up a stream.
                 let mut speaker = device.and_then(|d| {
-                    Speaker::open((d != "default").then_some(d.as_str()))
+                    open_speaker(&d)
                         .map_err(|e| {
                             let _ = events.send(CallEvent::Warning(format!("speaker: {e}")));
                         })
@@ -1183,7 +1170,12 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
             sent_height: load(&counters.send_size) as u32,
             retransmissions_dropped: 0, // filled in by the caller, from the peer
             quality: None,              // assessed by the caller, who knows the camera state
-            echo_erle_db: Some(f64::from_bits(load(&counters.erle_db))).filter(|v| v.is_finite()),
+            echo_erle_db: counters
+                .microphone
+                .load(Ordering::Relaxed)
+                .then(|| with_processor(&media.switches, |p| p.stats().erle_db))
+                .flatten()
+                .flatten(),
         }
     });
     *prev = Previous {
