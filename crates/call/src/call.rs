@@ -596,7 +596,7 @@ struct Media {
     switches: Arc<Switches>,
     /// The send rate the congestion controller allows, bit/s (read by the video sender).
     bandwidth: Arc<AtomicU64>,
-    controller: Mutex<crate::rate::Controller>,
+    controller: crate::rate::Controller,
 }
 
 impl Drop for Media {
@@ -622,12 +622,17 @@ fn start_media(
     let audio_source = confer_media::audio::open(&config.audio).map_err(|e| e.to_string())?;
     let source_size = video_source.size();
     let fps = video_source.fps();
-    // The encoder follows the congestion controller: bitrate, size and frame rate.
+    // The encoder follows the congestion controller: bitrate, size and frame rate. It starts
+    // at the most this call may send.
+    let controller =
+        crate::rate::Controller::new(config.video_kbps + crate::rate::AUDIO_RESERVE_KBPS);
+    let bandwidth = peer.bandwidth();
+    bandwidth.store((controller.rate_kbps() * 1000.0) as u64, Ordering::Relaxed);
     let mut rate = SendRate::new(
         source_size,
         fps.round() as u32,
         config.video_kbps,
-        peer.bandwidth(),
+        Arc::clone(&bandwidth),
     );
     let plan = rate.plan();
     let mut encoder = codec
@@ -994,10 +999,8 @@ fn start_media(
         codec,
         playout,
         switches: Arc::clone(switches),
-        bandwidth: peer.bandwidth(),
-        controller: Mutex::new(crate::rate::Controller::new(
-            config.video_kbps + crate::rate::AUDIO_RESERVE_KBPS,
-        )),
+        bandwidth,
+        controller,
     })
 }
 
@@ -1104,7 +1107,13 @@ struct Previous {
 }
 
 /// One second's stats from the counters now and at the previous tick.
-fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> Option<CallStats> {
+/// `video_expected`: the other side's camera is on (for the quality indicator).
+fn stats(
+    net: crate::peer::NetworkStats,
+    media: &Media,
+    prev: &mut Previous,
+    video_expected: bool,
+) -> Option<CallStats> {
     let counters = &*media.counters;
     let now = Instant::now();
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -1131,7 +1140,7 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
                 us as f64 / n as f64 / 1e3
             }
         };
-        CallStats {
+        let mut s = CallStats {
             rtt_ms: net.rtt_ms,
             loss_pct: if received as f64 + lost > 0.0 {
                 100.0 * lost / (received as f64 + lost)
@@ -1168,15 +1177,17 @@ fn stats(net: crate::peer::NetworkStats, media: &Media, prev: &mut Previous) -> 
             video_target_kbps: load(&counters.send_kbps_target) as u32,
             sent_width: (load(&counters.send_size) >> 32) as u32,
             sent_height: load(&counters.send_size) as u32,
-            retransmissions_dropped: 0, // filled in by the caller, from the peer
-            quality: None,              // assessed by the caller, who knows the camera state
+            retransmissions_dropped: net.retransmissions_dropped,
+            quality: None, // assessed from the rest, below
             echo_erle_db: counters
                 .microphone
                 .load(Ordering::Relaxed)
                 .then(|| with_processor(&media.switches, |p| p.stats().erle_db))
                 .flatten()
                 .flatten(),
-        }
+        };
+        s.quality = Some(crate::quality::assess(&s, video_expected));
+        s
     });
     *prev = Previous {
         at: Some(now),
@@ -1228,7 +1239,7 @@ async fn run(
     let mut we_offered = false;
     // The other side's camera, for the quality indicator.
     let mut peer_camera = true;
-    let mut lost_since: Option<Instant> = None;
+    let mut reconnecting = false;
     let mut next_restart: Option<tokio::time::Instant> = None;
     let ended = loop {
         let restart_at =
@@ -1252,12 +1263,12 @@ async fn run(
                         if let Some(old) = peer.take() {
                             let _ = old.close().await;
                         }
-                        match Peer::new(&ice_servers, config.bind_ip, config.video_codec, config.relay_only, config.video_kbps + crate::rate::AUDIO_RESERVE_KBPS, peer_tx.clone()).await {
+                        match Peer::new(&ice_servers, config.bind_ip, config.video_codec, config.relay_only, peer_tx.clone()).await {
                             Ok(p) => {
                                 let p = Arc::new(p);
                                 data_open = false;
                                 we_offered = *initiator;
-                                lost_since = None;
+                                reconnecting = false;
                                 next_restart = None;
                                 if *initiator {
                                     match p.offer(peer_tx.clone()).await {
@@ -1331,15 +1342,15 @@ async fn run(
                                     }
                                 }
                             }
-                            S::Connected if lost_since.is_some() => {
-                                lost_since = None;
+                            S::Connected if reconnecting => {
+                                reconnecting = false;
                                 next_restart = None;
                                 let _ = events.send(CallEvent::Reconnected);
                             }
                             // The path went quiet: say so, and unless it comes back by itself
                             // (a short outage: the same pair resumes), the offerer restarts ICE.
-                            S::Disconnected | S::Failed if media.is_some() && lost_since.is_none() => {
-                                lost_since = Some(Instant::now());
+                            S::Disconnected | S::Failed if media.is_some() && !reconnecting => {
+                                reconnecting = true;
                                 let _ = events.send(CallEvent::Reconnecting);
                                 if we_offered {
                                     next_restart = Some(tokio::time::Instant::now() + ICE_RESTART_AFTER);
@@ -1468,18 +1479,12 @@ async fn run(
                 }
             }
             _ = stats_tick.tick() => {
-                if let (Some(p), Some(m)) = (&peer, &media) {
+                if let (Some(p), Some(m)) = (&peer, &mut media) {
                     let net = p.network_stats().await;
                     let remote_loss = net.remote_fraction_lost;
-                    if let Some(mut s) = stats(net, m, &mut previous) {
-                        s.retransmissions_dropped = p.retransmissions_dropped();
-                        s.quality = Some(crate::quality::assess(&s, peer_camera));
+                    if let Some(s) = stats(net, m, &mut previous, peer_camera) {
                         // The congestion controller, once a second; the video sender follows.
-                        let allowed = m
-                            .controller
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .update(remote_loss, s.rtt_ms, s.send_kbps);
+                        let allowed = m.controller.update(remote_loss, s.rtt_ms, s.send_kbps);
                         m.bandwidth.store((allowed * 1000.0) as u64, Ordering::Relaxed);
                         let _ = events.send(CallEvent::Stats(s));
                     }

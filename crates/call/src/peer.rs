@@ -452,6 +452,9 @@ pub struct NetworkStats {
     /// The largest fraction (0..1) of our packets the other side reported lost in its last
     /// receiver report, over our outbound streams.
     pub remote_fraction_lost: Option<f64>,
+    /// Retransmissions not sent so far because they were over budget
+    /// ([`crate::rate::RetransmissionBudget`]).
+    pub retransmissions_dropped: u64,
 }
 
 /// The outgoing audio track with its negotiated payload type.
@@ -752,7 +755,6 @@ impl Peer {
         bind_ip: std::net::IpAddr,
         prefer: VideoCodec,
         relay_only: bool,
-        max_kbps: u32,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Self> {
         let data = Arc::new(Mutex::new(None));
@@ -777,9 +779,7 @@ impl Peer {
         // The send rate is set by our own loss/delay controller (crate::rate), which the
         // video sender reads here; it starts at the most we may send. Transport-wide feedback
         // is still reported, for a browser's estimator on the other side.
-        let bandwidth = Arc::new(std::sync::atomic::AtomicU64::new(
-            u64::from(max_kbps) * 1000,
-        ));
+        let bandwidth = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let retransmissions_dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let registry =
             configure_rtcp_reports(configure_twcc_receiver_only(Registry::new(), &mut media)?)
@@ -1039,7 +1039,10 @@ impl Peer {
     pub async fn network_stats(&self) -> NetworkStats {
         use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
         let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
-        let mut out = NetworkStats::default();
+        let mut out = NetworkStats {
+            retransmissions_dropped: self.retransmissions_dropped.load(Ordering::Relaxed),
+            ..NetworkStats::default()
+        };
         let pair = report
             .candidate_pairs()
             .filter(|p| p.nominated)
@@ -1088,12 +1091,6 @@ impl Peer {
     /// controller, read by the video sender.
     pub fn bandwidth(&self) -> Arc<std::sync::atomic::AtomicU64> {
         Arc::clone(&self.bandwidth)
-    }
-
-    /// Retransmissions not sent so far because they were over budget
-    /// ([`crate::rate::RetransmissionBudget`]).
-    pub fn retransmissions_dropped(&self) -> u64 {
-        self.retransmissions_dropped.load(Ordering::Relaxed)
     }
 
     pub fn keyframes(&self) -> Arc<KeyframeFlag> {
