@@ -165,6 +165,7 @@ pub enum CallEvent {
 
 enum Command {
     Admit(String),
+    Deny(String),
     Chat(DataMessage),
     /// Mute, camera: send the new state.
     MediaState,
@@ -279,6 +280,11 @@ impl CallHandle {
     /// Host: let a waiting guest in.
     pub fn admit(&self, peer: &str) {
         let _ = self.commands.send(Command::Admit(peer.to_owned()));
+    }
+
+    /// Host: turn a waiting guest away (it is told the host declined).
+    pub fn deny(&self, peer: &str) {
+        let _ = self.commands.send(Command::Deny(peer.to_owned()));
     }
 
     /// Sends a chat message; returns its id ([`CallEvent::ChatDelivered`] follows when it has
@@ -1494,6 +1500,7 @@ async fn run(
             }
             command = commands.recv() => match command {
                 Some(Command::Admit(guest)) => signaling.admit(&guest),
+                Some(Command::Deny(guest)) => signaling.deny(&guest, Some("the host declined")),
                 Some(Command::Chat(message)) => match &peer {
                     Some(p) if data_open && send_message(p, &message).await => {}
                     _ => outbox.push(message),

@@ -14,6 +14,7 @@ pub mod peer;
 pub mod quality;
 pub mod rate;
 pub mod render;
+pub mod rooms;
 pub mod sas;
 pub mod signaling;
 pub mod transfer;

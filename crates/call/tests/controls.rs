@@ -71,3 +71,60 @@ async fn mute_camera_and_hang_up_reach_the_far_side() {
     guest.hang_up();
     handle.shutdown().await;
 }
+
+/// The host's app asks before letting anyone in: the guest knocks with its name, waits, and is
+/// let in or turned away by the host's choice.
+#[tokio::test]
+async fn the_host_admits_or_denies_a_knocking_guest() {
+    use confer_call::signaling::SignalEvent;
+    use confer_protocol::{ParticipantState, Role};
+
+    let (server, _task) = common::start(Default::default()).await;
+    for admit in [true, false] {
+        let room = if admit { "knock-admit" } else { "knock-deny" };
+        let mut host_config = common::call_config(&server, room, Role::Host);
+        host_config.auto_admit = false;
+        let mut host = CallHandle::join(host_config).await.unwrap();
+        let mut guest_config = common::call_config(&server, room, Role::Guest);
+        guest_config.name = Some("Pat Guest".into());
+        let mut guest = CallHandle::join(guest_config).await.unwrap();
+
+        let knock = loop {
+            match tokio::time::timeout(Duration::from_secs(10), host.next_event()).await {
+                Ok(Some(CallEvent::Signaling(SignalEvent::Knock { peer, name }))) => {
+                    break (peer, name);
+                }
+                Ok(Some(_)) => {}
+                other => panic!("no knock: {other:?}"),
+            }
+        };
+        assert_eq!(knock.1.as_deref(), Some("Pat Guest"));
+        // The guest is told it waits.
+        let waiting = loop {
+            match tokio::time::timeout(Duration::from_secs(10), guest.next_event()).await {
+                Ok(Some(CallEvent::Signaling(SignalEvent::Joined { state, .. }))) => break state,
+                Ok(Some(_)) => {}
+                other => panic!("guest not joined: {other:?}"),
+            }
+        };
+        assert_eq!(waiting, ParticipantState::Waiting);
+
+        if admit {
+            host.admit(knock.0.as_ref());
+            common::wait_connected(&mut guest).await;
+            common::end(guest).await;
+        } else {
+            host.deny(knock.0.as_ref());
+            let ended = loop {
+                match tokio::time::timeout(Duration::from_secs(10), guest.next_event()).await {
+                    Ok(Some(CallEvent::Ended(why))) => break why,
+                    Ok(Some(CallEvent::Connected)) => panic!("a denied guest connected"),
+                    Ok(Some(_)) => {}
+                    other => panic!("the denied guest's call did not end: {other:?}"),
+                }
+            };
+            assert!(ended.contains("did not let you in"), "{ended}");
+        }
+        common::end(host).await;
+    }
+}

@@ -23,7 +23,6 @@ use confer_media::apm::ProcessingConfig;
 use confer_media::tone::BurstDetector;
 use confer_media::{VideoCodec, mark};
 
-mod rooms;
 use confer_call::link::Link;
 
 #[derive(Parser)]
@@ -139,7 +138,7 @@ fn percentile(v: &mut [f64], p: usize) -> Option<f64> {
 }
 
 async fn host(server: &str, api_key: &str, name: Option<String>) -> Result<(), String> {
-    let room = rooms::create_room(server, api_key, name.as_deref()).await?;
+    let room = confer_call::rooms::create_room(server, api_key, name.as_deref()).await?;
     let host_link = Link::for_token(server, &room.room, &room.host_token)?;
     println!("room {}", room.room);
     println!("host link (keep it to yourself): {host_link}");

@@ -1,12 +1,12 @@
 //! Room creation on a signaling server (`confer host`).
 
-use confer_call::link::split_server;
+use crate::link::split_server;
 use confer_protocol::{CreateRoomRequest, CreateRoomResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `POST /v1/rooms` on `server` (plain http; for an https server create the room with curl as
 /// the README shows — this headless client carries no TLS stack for HTTP).
-pub(crate) async fn create_room(
+pub async fn create_room(
     server: &str,
     api_key: &str,
     host_name: Option<&str>,
