@@ -625,7 +625,14 @@ fn start_media(
     if let Some(w) = warning {
         let _ = events.send(CallEvent::Warning(format!("video: {w}")));
     }
-    let audio_source = confer_media::audio::open(&config.audio).map_err(|e| e.to_string())?;
+    let (audio_source, problem) = confer_media::audio::open_or_silence(&config.audio);
+    // Silence in place of a microphone that did not open is paced like any synthetic source.
+    let microphone_open = problem.is_none() && is_microphone(&config.audio);
+    if let Some(e) = problem {
+        let _ = events.send(CallEvent::Warning(format!(
+            "microphone: {e}. The call goes on, but the other person cannot hear you."
+        )));
+    }
     let source_size = video_source.size();
     let fps = video_source.fps();
     // The encoder follows the congestion controller: bitrate, size and frame rate. It starts
@@ -781,7 +788,7 @@ fn start_media(
         let switches = Arc::clone(switches);
         let counters = Arc::clone(&counters);
         let mut source: Box<dyn AudioSource> = audio_source;
-        let mut microphone = is_microphone(&config.audio);
+        let mut microphone = microphone_open;
         let mut opus = OpusEncoder::new(OpusConfig::default()).map_err(|e| e.to_string())?;
         std::thread::Builder::new()
             .name("confer-audio-send".into())

@@ -128,3 +128,33 @@ async fn the_host_admits_or_denies_a_knocking_guest() {
         common::end(host).await;
     }
 }
+
+/// A microphone that cannot open (missing, busy, refused) does not stop the call: the user is
+/// told, silence is sent, and video still flows.
+#[tokio::test]
+async fn a_microphone_that_cannot_open_leaves_the_call_running_and_says_so() {
+    use confer_protocol::Role;
+
+    let (server, _task) = common::start(Default::default()).await;
+    let mut host_config = common::call_config(&server, "no-mic", Role::Host);
+    host_config.audio = "mic:Confer Test Microphone 9000".into();
+    let mut host = CallHandle::join(host_config).await.unwrap();
+    let mut guest = CallHandle::join(common::call_config(&server, "no-mic", Role::Guest))
+        .await
+        .unwrap();
+    let mut warned = None;
+    let mut connected = false;
+    while warned.is_none() || !connected {
+        match tokio::time::timeout(Duration::from_secs(15), host.next_event()).await {
+            Ok(Some(CallEvent::Warning(w))) if w.starts_with("microphone") => warned = Some(w),
+            Ok(Some(CallEvent::Connected)) => connected = true,
+            Ok(Some(CallEvent::Ended(why))) => panic!("ended: {why}"),
+            Ok(Some(_)) => {}
+            other => panic!("no warning and connection (warned {warned:?}): {other:?}"),
+        }
+    }
+    assert!(warned.unwrap().contains("cannot hear you"));
+    common::first_frame(&mut guest).await;
+    common::end(guest).await;
+    common::end(host).await;
+}

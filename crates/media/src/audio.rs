@@ -1,5 +1,5 @@
-//! Audio sources behind one trait, chosen by a config string: `tone` (tone bursts with known
-//! onsets), `speech` (a deterministic speech-like signal), `file:<path.wav>` (a looping WAV
+//! Audio sources behind one trait, chosen by a config string: `silence`, `tone` (tone bursts
+//! with known onsets), `speech` (a deterministic speech-like signal), `file:<path.wav>` (a looping WAV
 //! file, downmixed and resampled) and `mic[:<id or name>]` (a cpal microphone, see
 //! [`crate::device`]).
 //!
@@ -23,6 +23,7 @@ pub trait AudioSource: Send {
 /// `mic[:<id or name>]`.
 pub fn open(spec: &str) -> Result<Box<dyn AudioSource>> {
     match spec {
+        "silence" => return Ok(Box::new(Silence)),
         "tone" => return Ok(Box::new(ToneSource::default())),
         "speech" => return Ok(Box::new(SpeechSource::new(1))),
         "mic" => return Ok(Box::new(crate::device::Microphone::open(None)?)),
@@ -35,8 +36,29 @@ pub fn open(spec: &str) -> Result<Box<dyn AudioSource>> {
         return Ok(Box::new(crate::device::Microphone::open(Some(which))?));
     }
     Err(Error::Invalid(format!(
-        "unknown audio source {spec:?}: use tone, speech, file:<path.wav>, mic or mic:<device>"
+        "unknown audio source {spec:?}: use silence, tone, speech, file:<path.wav>, mic or \
+         mic:<device>"
     )))
+}
+
+/// The source `spec` names, or [`Silence`] and the reason when it cannot open (a microphone
+/// that is missing, busy or refused): a call goes on without sending sound rather than not
+/// at all.
+pub fn open_or_silence(spec: &str) -> (Box<dyn AudioSource>, Option<Error>) {
+    match open(spec) {
+        Ok(source) => (source, None),
+        Err(e) => (Box::new(Silence), Some(e)),
+    }
+}
+
+/// Digital silence: what a call sends when there is no microphone to send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silence;
+
+impl AudioSource for Silence {
+    fn next_frame(&mut self) -> Result<Vec<f32>> {
+        Ok(vec![0.0; FRAME_10MS])
+    }
 }
 
 /// Tone bursts (1 kHz, 100 ms every 500 ms, −12 dBFS peak by default): the far side finds the
@@ -305,6 +327,17 @@ impl AudioSource for WavSource {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_source_that_cannot_open_becomes_silence_with_the_reason() {
+        let (mut source, err) = super::open_or_silence("mic:Confer Test Microphone 9000");
+        assert!(err.is_some(), "no such microphone exists");
+        let frame = source.next_frame().unwrap();
+        assert_eq!(frame.len(), super::FRAME_10MS);
+        assert!(frame.iter().all(|&s| s == 0.0));
+        let (_, err) = super::open_or_silence("tone");
+        assert!(err.is_none());
+    }
+
     use super::*;
     use crate::tone::{power_at, rms, sine};
 

@@ -1,0 +1,58 @@
+//! Confer's desktop app: a thin Tauri 2 shell. The call is confer-call's, the video path to
+//! the page is confer-frames' loopback socket, and by default the rooms live on a
+//! confer-signal embedded in this process, so a call needs nothing deployed. Each Tauri
+//! command is a short adapter; see `commands`.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+#![forbid(unsafe_code)]
+
+mod commands;
+mod events;
+mod session;
+mod settings;
+
+use std::sync::Arc;
+
+use confer_frames::FrameServer;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,webrtc=warn,webrtc_ice=warn,rtc=warn".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("confer-rt")
+        .build()
+        .expect("the async runtime starts");
+    tauri::async_runtime::set(runtime.handle().clone());
+
+    let (frames, embedded) = runtime.block_on(async {
+        let frames = FrameServer::start()
+            .await
+            .expect("the frame socket binds on loopback");
+        let embedded = commands::Embedded::start()
+            .await
+            .expect("the embedded signaling server binds on loopback");
+        (frames, embedded)
+    });
+    tracing::info!(
+        frames = %frames.local_addr(),
+        signal = %embedded.base_url(),
+        "confer-desktop starting"
+    );
+
+    let mut context = tauri::generate_context!();
+    // The page may open exactly one socket besides Tauri's own IPC: this launch's frame socket.
+    context.config_mut().app.security.csp =
+        Some(commands::content_security_policy(frames.local_addr()));
+
+    let state = commands::App::new(Arc::new(frames), embedded);
+    tauri::Builder::default()
+        .manage(state)
+        .invoke_handler(commands::handler())
+        .run(context)
+        .expect("the window opens");
+}

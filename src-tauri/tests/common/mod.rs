@@ -1,0 +1,3 @@
+#![allow(unreachable_pub)]
+
+pub mod webdriver;
