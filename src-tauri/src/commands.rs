@@ -16,7 +16,7 @@ use confer_frames::{FrameServer, Stream};
 use confer_media::VideoCodec;
 use confer_media::apm::ProcessingConfig;
 
-use crate::events::CALL_EVENT;
+use crate::events::{CALL_EVENT, UiEvent};
 use crate::session::{Op, Session};
 use crate::settings::Settings;
 
@@ -41,13 +41,28 @@ impl Embedded {
     }
 }
 
-/// A camera preview outside a call (the pre-call check).
+/// A thread of the pre-call check (camera preview, microphone meter), stopped when dropped.
 #[derive(Debug)]
-struct Preview {
+struct Worker {
     stop: Arc<AtomicBool>,
 }
 
-impl Drop for Preview {
+impl Worker {
+    fn spawn(
+        name: &str,
+        work: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+    ) -> Result<Self, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || work(stopped))
+            .map_err(|e| e.to_string())?;
+        Ok(Self { stop })
+    }
+}
+
+impl Drop for Worker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -59,7 +74,8 @@ pub(crate) struct App {
     frames: Arc<FrameServer>,
     embedded: Embedded,
     session: tokio::sync::Mutex<Option<Session>>,
-    preview: std::sync::Mutex<Option<Preview>>,
+    preview: std::sync::Mutex<Option<Worker>>,
+    meter: std::sync::Mutex<Option<Worker>>,
 }
 
 impl App {
@@ -70,6 +86,14 @@ impl App {
             embedded,
             session: Default::default(),
             preview: Default::default(),
+            meter: Default::default(),
+        }
+    }
+
+    /// Stops the pre-call check's camera and microphone (a call opens its own).
+    fn stop_checks(&self) {
+        for worker in [&self.preview, &self.meter] {
+            worker.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
     }
 
@@ -106,6 +130,9 @@ pub(crate) fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         save_settings,
         start_preview,
         stop_preview,
+        start_mic_meter,
+        stop_mic_meter,
+        test_speaker,
         start_call,
         join_call,
         admit,
@@ -237,24 +264,23 @@ fn video_source(settings: &Settings) -> String {
 }
 
 #[tauri::command]
-fn start_preview(state: State<'_, App>, video: String) -> Result<(), String> {
-    let source = confer_media::source::open(&video).map_err(|e| e.to_string())?;
-    let stop = Arc::new(AtomicBool::new(false));
+async fn start_preview(state: State<'_, App>, video: String) -> Result<(), String> {
     let frames = Arc::clone(&state.frames);
-    let stopped = Arc::clone(&stop);
-    std::thread::Builder::new()
-        .name("confer-preview".into())
-        .spawn(move || {
-            let capture = confer_media::capture::Capture::start_wall_clock(source);
-            while !stopped.load(Ordering::Relaxed) {
-                if let Some(frame) = capture.next(Duration::from_millis(200)) {
-                    frames.publish(Stream::Local, &frame);
-                }
-            }
-        })
+    // Opening a camera blocks: not on the window's thread.
+    let source = tokio::task::spawn_blocking(move || confer_media::source::open(&video))
+        .await
+        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+    let worker = Worker::spawn("confer-preview", move |stop| {
+        let capture = confer_media::capture::Capture::start_wall_clock(source);
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(frame) = capture.next(Duration::from_millis(200)) {
+                frames.publish(Stream::Local, &frame);
+            }
+        }
+    })?;
     // Replacing the old preview stops it.
-    *state.preview.lock().unwrap_or_else(|e| e.into_inner()) = Some(Preview { stop });
+    *state.preview.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker);
     Ok(())
 }
 
@@ -265,6 +291,79 @@ fn stop_preview(state: State<'_, App>) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take();
+}
+
+/// One reading of the microphone meter (event `mic-level`, every 50 ms).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MicLevel {
+    rms_dbfs: f32,
+    peak_dbfs: f32,
+    clipped: bool,
+}
+
+/// The pre-call microphone meter: opens `audio` and reports its level until stopped (or a
+/// call starts).
+#[tauri::command]
+async fn start_mic_meter<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, App>,
+    audio: String,
+) -> Result<(), String> {
+    let microphone = audio == "mic" || audio.starts_with("mic:");
+    let mut source = tokio::task::spawn_blocking(move || confer_media::audio::open(&audio))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let worker = Worker::spawn("confer-mic-meter", move |stop| {
+        let mut meter = confer_media::level::LevelMeter::new();
+        // A microphone blocks for its 10 ms; synthetic sources are paced here.
+        let mut pacer = confer_media::pace::Pacer::new(Duration::from_millis(10), Duration::ZERO);
+        while !stop.load(Ordering::Relaxed) {
+            if !microphone {
+                pacer.wait();
+            }
+            let Ok(frame) = source.next_frame() else {
+                let _ = app.emit("mic-level", Option::<MicLevel>::None);
+                return;
+            };
+            for level in meter.push(&frame) {
+                let _ = app.emit(
+                    "mic-level",
+                    Some(MicLevel {
+                        rms_dbfs: level.rms_dbfs,
+                        peak_dbfs: level.peak_dbfs,
+                        clipped: level.clipped,
+                    }),
+                );
+            }
+        }
+    })?;
+    *state.meter.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker);
+    Ok(())
+}
+
+#[tauri::command]
+fn stop_mic_meter(state: State<'_, App>) {
+    state.meter.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
+/// Plays one second of a 440 Hz tone at −20 dBFS on `device` (empty: the system default).
+#[tauri::command]
+async fn test_speaker(device: String) -> Result<(), String> {
+    tokio::task::spawn_blocking(move || {
+        let selector = Some(device.as_str()).filter(|d| !d.is_empty() && *d != "default");
+        let mut speaker =
+            confer_media::device::Speaker::open(selector).map_err(|e| e.to_string())?;
+        let frame = confer_media::tone::FRAME_10MS;
+        for i in 0..100 {
+            let tone = confer_media::tone::sine(440.0, 0.1, i * frame, frame);
+            speaker.play(&tone).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// The address this machine reaches `server` from (no packet is sent): ICE gathers there.
@@ -350,17 +449,20 @@ async fn begin<R: Runtime>(
     if session.as_ref().is_some_and(|s| !s.is_over()) {
         return Err("a call is already running: hang up first".into());
     }
-    state
-        .preview
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
+    state.stop_checks();
     let call = CallHandle::join(config).await.map_err(|e| e.to_string())?;
     let app = app.clone();
     *session = Some(Session::start(
         call,
         Arc::clone(&state.frames),
         move |event| {
+            // Someone knocking needs the host's attention even when the window is behind
+            // others.
+            if matches!(event, UiEvent::Knock { .. })
+                && let Some(window) = app.get_webview_window("main")
+            {
+                let _ = window.request_user_attention(Some(tauri::UserAttentionType::Critical));
+            }
             let _ = app.emit(CALL_EVENT, event);
         },
     ));
@@ -616,5 +718,136 @@ mod tests {
         let csp = content_security_policy("127.0.0.1:4567".parse().unwrap()).to_string();
         assert!(csp.contains("connect-src ipc: http://ipc.localhost ws://127.0.0.1:4567;"));
         assert!(!csp.contains('*'));
+    }
+}
+
+/// The commands through Tauri's IPC on its mock runtime (no window; everything behind the
+/// commands is real: the frame socket, the embedded server, the call engine).
+#[cfg(test)]
+mod ipc {
+    use super::*;
+    use serde_json::{Value, json};
+    use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context};
+
+    fn app() -> (tauri::App<MockRuntime>, tauri::WebviewWindow<MockRuntime>) {
+        let (frames, embedded) = tauri::async_runtime::block_on(async {
+            (
+                FrameServer::start().await.unwrap(),
+                Embedded::start().await.unwrap(),
+            )
+        });
+        let app = mock_builder()
+            .manage(App::new(Arc::new(frames), embedded))
+            .invoke_handler(handler())
+            .build(mock_context(tauri::test::noop_assets()))
+            .unwrap();
+        let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .unwrap();
+        (app, window)
+    }
+
+    fn invoke(
+        window: &tauri::WebviewWindow<MockRuntime>,
+        cmd: &str,
+        body: tauri::ipc::InvokeBody,
+    ) -> Result<Value, Value> {
+        get_ipc_response(
+            window,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body,
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_owned(),
+            },
+        )
+        .map(|body| body.deserialize::<Value>().unwrap())
+    }
+
+    fn call(
+        window: &tauri::WebviewWindow<MockRuntime>,
+        cmd: &str,
+        args: Value,
+    ) -> Result<Value, Value> {
+        invoke(window, cmd, tauri::ipc::InvokeBody::Json(args))
+    }
+
+    fn quiet_settings() -> Value {
+        json!({"video": "pattern:320x180", "audio": "silence", "speaker": "none"})
+    }
+
+    #[test]
+    fn app_info_names_this_launchs_frame_socket_and_server() {
+        let (_app, window) = app();
+        let info = call(&window, "app_info", json!({})).unwrap();
+        let remote = info["remoteVideoUrl"].as_str().unwrap();
+        assert!(remote.starts_with("ws://127.0.0.1:") && remote.contains("/remote?token="));
+        assert!(
+            info["localVideoUrl"]
+                .as_str()
+                .unwrap()
+                .contains("/local?token=")
+        );
+        assert!(
+            info["embeddedServer"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://127.0.0.1:")
+        );
+    }
+
+    #[test]
+    fn commands_without_a_call_or_with_bad_input_say_why() {
+        let (_app, window) = app();
+        let err = call(&window, "send_chat", json!({"text": "hello"})).unwrap_err();
+        assert_eq!(err, json!("there is no call"));
+        let err = call(&window, "send_chat", json!({"text": "   "})).unwrap_err();
+        assert_eq!(err, json!("nothing to send"));
+        let err = call(
+            &window,
+            "join_call",
+            json!({"link": "not a link", "settings": quiet_settings()}),
+        )
+        .unwrap_err();
+        assert!(
+            err.as_str().unwrap().contains("is not a Confer link"),
+            "{err}"
+        );
+        let mut settings = quiet_settings();
+        settings["theme"] = json!("purple");
+        let err = call(&window, "start_call", json!({"settings": settings})).unwrap_err();
+        assert!(err.as_str().unwrap().contains("unknown theme"), "{err}");
+        // A file must come as raw bytes with its name.
+        let err = call(&window, "send_file", json!({"name": "x"})).unwrap_err();
+        assert!(err.as_str().unwrap().contains("raw body"), "{err}");
+        let err = invoke(
+            &window,
+            "send_file",
+            tauri::ipc::InvokeBody::Raw(vec![1, 2, 3]),
+        )
+        .unwrap_err();
+        assert!(err.as_str().unwrap().contains("x-file-name"), "{err}");
+    }
+
+    #[test]
+    fn a_hosted_call_gets_an_invite_link_on_the_embedded_server_and_hangs_up() {
+        let (_app, window) = app();
+        let info = call(&window, "app_info", json!({})).unwrap();
+        let started = call(&window, "start_call", json!({"settings": quiet_settings()})).unwrap();
+        let link = started["inviteLink"].as_str().unwrap();
+        let server = info["embeddedServer"].as_str().unwrap();
+        assert!(
+            link.starts_with(&format!("{server}/join/")),
+            "{link} on {server}"
+        );
+        let parsed = Link::parse(link).unwrap();
+        assert_eq!(parsed.room, started["room"].as_str().unwrap());
+        // One call at a time.
+        let err = call(&window, "start_call", json!({"settings": quiet_settings()})).unwrap_err();
+        assert!(err.as_str().unwrap().contains("already running"), "{err}");
+        call(&window, "hang_up", json!({})).unwrap();
     }
 }

@@ -3,7 +3,8 @@
 //! the host's embedded signaling server. Nothing is mocked: real windows, real WebRTC on
 //! loopback, the synthetic camera (this machine has none) and a test tone (no microphone).
 //!
-//! The host starts a call and the guest joins from the invite link; the guest waits until the
+//! The pre-call check shows the camera preview and the microphone meter moving. The host
+//! starts a call and the guest joins from the invite link; the guest waits until the
 //! host admits it from the knock; the remote video canvas changes from frame to frame (pixels
 //! read back); chat arrives both ways with a receipt; a file arrives and is saved; mute shows
 //! on the far side; the verification codes match; hang-up ends both. Screenshots of each
@@ -226,6 +227,14 @@ fn two_apps_call_each_other_through_the_embedded_server() {
             "the preview draws",
             "return Number(document.getElementById('preview').dataset.drawn || 0) > 3",
             Duration::from_secs(20),
+        )
+        .unwrap();
+    // The microphone meter moves with the test tone's bursts (−12 dBFS peaks).
+    host.s()
+        .wait_for(
+            "the meter shows the tone",
+            "return document.getElementById('mic-level').value > -30",
+            Duration::from_secs(10),
         )
         .unwrap();
     host.shot("1-home");

@@ -24,6 +24,12 @@ export interface Devices {
   problems: string[];
 }
 
+export interface MicLevel {
+  rmsDbfs: number;
+  peakDbfs: number;
+  clipped: boolean;
+}
+
 export interface Settings {
   displayName: string;
   serverUrl: string;
@@ -47,6 +53,11 @@ export const backend = {
   saveSettings: (settings: Settings) => invoke<void>("save_settings", { settings }),
   startPreview: (video: string) => invoke<void>("start_preview", { video }),
   stopPreview: () => invoke<void>("stop_preview"),
+  startMicMeter: (audio: string) => invoke<void>("start_mic_meter", { audio }),
+  stopMicMeter: () => invoke<void>("stop_mic_meter"),
+  testSpeaker: (device: string) => invoke<void>("test_speaker", { device }),
+  onMicLevel: (handler: (level: MicLevel | null) => void) =>
+    listen<MicLevel | null>("mic-level", (e) => handler(e.payload)),
   startCall: (settings: Settings) =>
     invoke<{ inviteLink: string; room: string }>("start_call", { settings }),
   joinCall: (link: string, settings: Settings) => invoke<void>("join_call", { link, settings }),

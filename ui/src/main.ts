@@ -70,7 +70,7 @@ function render(before: S.CallView): void {
 
   // Lobby.
   $<HTMLInputElement>("invite-link").value = view.inviteLink ?? "";
-  renderKnocks();
+  if (before.knocks !== view.knocks || before === view) renderKnocks();
 
   // Waiting.
   $("waiting-text").textContent =
@@ -89,7 +89,9 @@ function render(before: S.CallView): void {
   show($("chat-panel"), view.chatOpen);
   renderRemoteNote();
   renderChat(before);
-  renderTransfers();
+  // Lists are rebuilt only when they change: a button rebuilt under the pointer every second
+  // (each stats event renders) would lose clicks.
+  if (before.transfers !== view.transfers || before === view) renderTransfers();
   renderStats();
 
   // Ended.
@@ -99,8 +101,14 @@ function render(before: S.CallView): void {
 }
 
 function onPhaseChange(from: S.Phase): void {
-  if (view.phase === "home") startPreview();
-  if (from === "home") void backend.stopPreview();
+  if (view.phase === "home") {
+    startPreview();
+    startMeter();
+  }
+  if (from === "home") {
+    void backend.stopPreview();
+    void backend.stopMicMeter();
+  }
   if (view.phase === "ended" || view.phase === "home") {
     remoteVideo?.close();
     selfVideo?.close();
@@ -146,7 +154,7 @@ function renderRemoteNote(): void {
 }
 
 function renderChat(before: S.CallView): void {
-  if (before.chat === view.chat) return;
+  if (before.chat === view.chat && before !== view) return;
   const log = $("chat-log");
   log.replaceChildren(
     ...view.chat.map((line) => {
@@ -317,6 +325,28 @@ function startPreview(): void {
     });
 }
 
+function startMeter(): void {
+  const note = $("mic-note");
+  note.textContent = "";
+  backend.startMicMeter($<HTMLSelectElement>("mic-select").value).catch((e) => {
+    note.textContent = errorText(e);
+  });
+}
+
+function showLevel(level: { rmsDbfs: number; peakDbfs: number; clipped: boolean } | null): void {
+  const meter = $<HTMLMeterElement>("mic-level");
+  const note = $("mic-note");
+  if (!level) {
+    meter.value = -60;
+    note.textContent = "The microphone stopped.";
+    return;
+  }
+  meter.value = Math.max(-60, level.rmsDbfs);
+  meter.dataset.peak = String(level.peakDbfs);
+  if (level.clipped) note.textContent = "Too loud: move away from the microphone.";
+  else if (level.peakDbfs > -50) note.textContent = "";
+}
+
 function fillSelect(id: string, options: { value: string; label: string }[], selected: string): void {
   const select = $<HTMLSelectElement>(id);
   select.replaceChildren(
@@ -468,6 +498,17 @@ function wire(): void {
     if (link.trim()) void joinCall(link);
   };
   $("camera-select").onchange = () => startPreview();
+  $("mic-select").onchange = () => startMeter();
+  $("test-speaker").onclick = async () => {
+    const note = $("speaker-note");
+    note.textContent = "Playing a tone…";
+    try {
+      await backend.testSpeaker($<HTMLSelectElement>("speaker-select").value);
+      note.textContent = "Did you hear a tone? If not, pick another speaker.";
+    } catch (e) {
+      note.textContent = errorText(e);
+    }
+  };
   $("copy-link").onclick = async () => {
     const input = $<HTMLInputElement>("invite-link");
     input.select();
@@ -583,8 +624,10 @@ async function main(): Promise<void> {
   updateServerNote();
   $<HTMLInputElement>("display-name").value = settings.displayName;
   await backend.onCallEvent((event) => set(S.reduce(view, event, Date.now())));
+  await backend.onMicLevel(showLevel);
   await loadDevices().catch((e) => console.warn(errorText(e)));
   startPreview();
+  startMeter();
   render(view);
   document.body.dataset.ready = "true";
 }
