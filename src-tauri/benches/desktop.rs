@@ -9,36 +9,18 @@
 //! here) with software GL: WebGL's texture upload runs on the CPU, as it would on a machine
 //! without a GPU.
 
+#[path = "../tests/common/process.rs"]
+mod process;
 #[path = "../tests/common/webdriver.rs"]
 mod webdriver;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use confer_browser::{Chromium, PeerPage, cpu_seconds, group_processes, pss_mib};
+use process::{Started, free_port, start_xvfb, wait_listening};
 use serde_json::json;
 use webdriver::Session;
-
-struct Started(Child);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// The processes of the app: everything in the driver's process group but the driver.
 fn app_processes(driver: u32) -> Vec<u32> {
@@ -101,27 +83,7 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
 
     // A virtual screen.
-    let mut xvfb = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1280x800x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("Xvfb");
-    let mut line = String::new();
-    BufReader::new(xvfb.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let display = format!(":{}", line.trim());
-    let _xvfb = Started(xvfb);
+    let (_xvfb, display) = start_xvfb();
 
     // The signaling server both join (the browser's page needs its origin allowed), and the
     // browser with its peer page.
@@ -156,7 +118,7 @@ fn main() {
     )
     .unwrap();
     let port = free_port();
-    let driver = Started(
+    let driver = Started::spawn(
         Command::new("WebKitWebDriver")
             .arg(format!("--port={port}"))
             .arg("--host=127.0.0.1")
@@ -165,15 +127,11 @@ fn main() {
             .env("HOME", &home)
             .env("XDG_CONFIG_HOME", home.join(".config"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("WebKitWebDriver (scripts/setup installs webkit2gtk-driver)"),
+            .stderr(Stdio::null()),
+        "WebKitWebDriver (webkit2gtk-driver)",
     );
-    let driver_pid = driver.0.id();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let driver_pid = driver.pid();
+    assert!(wait_listening(port), "WebKitWebDriver listens");
     let app = Session::start(port, env!("CARGO_BIN_EXE_confer-desktop")).expect("the app starts");
     app.wait_for(
         "ready",

@@ -12,62 +12,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
+use common::process::{Started, free_port, start_xvfb, wait_listening};
 use common::webdriver::Session;
 use serde_json::{Value, json};
-
-/// A process we started in its own process group, stopped with everything it started (by
-/// the group's id) when the test ends however it ends.
-struct Started(Child);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Xvfb on a display number it picks itself (`-displayfd`).
-fn start_xvfb() -> (Started, String) {
-    let mut child = Command::new("Xvfb")
-        .args([
-            "-displayfd",
-            "1",
-            "-screen",
-            "0",
-            "1280x800x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("Xvfb runs (scripts/setup installs xvfb)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("Xvfb prints its display");
-    let display = format!(":{}", line.trim());
-    (Started(child), display)
-}
 
 /// One app instance: its own WebKitWebDriver (so its own environment), config and home.
 struct Instance {
@@ -89,7 +42,8 @@ impl Instance {
         )
         .unwrap();
         let port = free_port();
-        let driver = Command::new("WebKitWebDriver")
+        let mut command = Command::new("WebKitWebDriver");
+        command
             .arg(format!("--port={port}"))
             .arg("--host=127.0.0.1")
             // Tauri lets WebKit's automation in only when asked (what tauri-driver sets).
@@ -100,24 +54,10 @@ impl Instance {
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env("XDG_DOWNLOAD_DIR", home.join("Downloads"))
             .stdout(std::fs::File::create(dir.join(format!("{name}-driver.log"))).unwrap())
-            .stderr(std::fs::File::create(dir.join(format!("{name}-driver.err"))).unwrap())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "WebKitWebDriver does not run ({e}); scripts/setup installs webkit2gtk-driver"
-                )
-            });
-        let driver = Started(driver);
-        // The driver takes a moment to listen.
-        let listening = (0..200).any(|_| {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || {
-                std::thread::sleep(Duration::from_millis(50));
-                false
-            }
-        });
+            .stderr(std::fs::File::create(dir.join(format!("{name}-driver.err"))).unwrap());
+        let driver = Started::spawn(&mut command, "WebKitWebDriver (webkit2gtk-driver)");
         assert!(
-            listening,
+            wait_listening(port),
             "{name}: WebKitWebDriver did not listen within 10 s"
         );
         let app = env!("CARGO_BIN_EXE_confer-desktop");
