@@ -76,14 +76,21 @@ pub(crate) struct App {
     session: tokio::sync::Mutex<Option<Session>>,
     preview: std::sync::Mutex<Option<Worker>>,
     meter: std::sync::Mutex<Option<Worker>>,
+    /// The call link the app was opened with (a deep link or an invite link).
+    launch_link: Option<String>,
 }
 
 impl App {
     /// The state of one launch.
-    pub(crate) fn new(frames: Arc<FrameServer>, embedded: Embedded) -> Self {
+    pub(crate) fn new(
+        frames: Arc<FrameServer>,
+        embedded: Embedded,
+        launch_link: Option<String>,
+    ) -> Self {
         Self {
             frames,
             embedded,
+            launch_link,
             session: Default::default(),
             preview: Default::default(),
             meter: Default::default(),
@@ -160,6 +167,8 @@ struct AppInfo {
     local_video_url: String,
     embedded_server: String,
     version: &'static str,
+    /// The link the app was opened with, for the page to offer (never joined unasked).
+    launch_link: Option<String>,
 }
 
 #[tauri::command]
@@ -169,6 +178,7 @@ fn app_info(state: State<'_, App>) -> AppInfo {
         local_video_url: state.frames.url(Stream::Local),
         embedded_server: state.embedded.base_url(),
         version: env!("CARGO_PKG_VERSION"),
+        launch_link: state.launch_link.clone(),
     }
 }
 
@@ -737,7 +747,11 @@ mod ipc {
             )
         });
         let app = mock_builder()
-            .manage(App::new(Arc::new(frames), embedded))
+            .manage(App::new(
+                Arc::new(frames),
+                embedded,
+                Some("confer://example.org/join/r#t".into()),
+            ))
             .invoke_handler(handler())
             .build(mock_context(tauri::test::noop_assets()))
             .unwrap();
@@ -797,6 +811,7 @@ mod ipc {
                 .unwrap()
                 .starts_with("http://127.0.0.1:")
         );
+        assert_eq!(info["launchLink"], json!("confer://example.org/join/r#t"));
     }
 
     #[test]
@@ -849,5 +864,25 @@ mod ipc {
         let err = call(&window, "start_call", json!({"settings": quiet_settings()})).unwrap_err();
         assert!(err.as_str().unwrap().contains("already running"), "{err}");
         call(&window, "hang_up", json!({})).unwrap();
+    }
+}
+
+/// The call link among the app's arguments (`confer-desktop <link>`, which is also how the
+/// desktop opens a `confer://` deep link): the first that parses, as given.
+pub(crate) fn launch_link(args: impl IntoIterator<Item = String>) -> Option<String> {
+    args.into_iter()
+        .find(|arg| !arg.starts_with('-') && Link::parse(arg).is_ok())
+}
+
+#[cfg(test)]
+mod launch {
+    #[test]
+    fn the_first_call_link_among_the_arguments_is_offered() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(super::launch_link(args(&["--verbose", "nonsense"])), None);
+        assert_eq!(
+            super::launch_link(args(&["-x", "confer+http://10.0.0.2:8443/join/r#t", "x"])),
+            Some("confer+http://10.0.0.2:8443/join/r#t".into())
+        );
     }
 }

@@ -49,7 +49,8 @@ fn main() {
     context.config_mut().app.security.csp =
         Some(commands::content_security_policy(frames.local_addr()));
 
-    let state = commands::App::new(Arc::new(frames), embedded);
+    let link = commands::launch_link(std::env::args().skip(1));
+    let state = commands::App::new(Arc::new(frames), embedded, link);
     tauri::Builder::default()
         .manage(state)
         .invoke_handler(commands::handler())

@@ -9,6 +9,7 @@ export interface AppInfo {
   localVideoUrl: string;
   embeddedServer: string;
   version: string;
+  launchLink: string | null;
 }
 
 export interface Device {

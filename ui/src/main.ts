@@ -628,6 +628,11 @@ async function main(): Promise<void> {
   await loadDevices().catch((e) => console.warn(errorText(e)));
   startPreview();
   startMeter();
+  if (appInfo.launchLink) {
+    // Opened from a link: offer it; joining stays the user's click.
+    $<HTMLInputElement>("join-link").value = appInfo.launchLink;
+    $("join-call").focus();
+  }
   render(view);
   document.body.dataset.ready = "true";
 }

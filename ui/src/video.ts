@@ -1,5 +1,6 @@
 // Video from the frame socket into a canvas: a WebGL YUV shader (the planes are uploaded as
 // three one-byte textures; no conversion in JavaScript), drawn on the next animation frame.
+// The page tells the socket how big the canvas is shown, and gets frames no larger.
 // Flow control: the page holds CREDITS; the server sends a frame only against a credit, and
 // the page returns it with `drawn <seq>` once the frame is on screen (or `credit 1` when a
 // newer frame replaced it before it was drawn).
@@ -116,7 +117,26 @@ export class VideoView {
     private onProblem: (text: string) => void,
   ) {
     this.renderer = new YuvRenderer(canvas);
+    // Frames come no larger than the canvas is shown: say its size now and when it changes.
+    this.resize = new ResizeObserver(() => this.sendSize());
+    this.resize.observe(canvas);
     this.connect();
+  }
+
+  private resize: ResizeObserver;
+
+  /** The canvas's box in device pixels (2x2 while hidden: nothing needs more). */
+  private box(): [number, number] {
+    const rect = this.canvas.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    const side = (n: number) => Math.max(2, Math.round(n * dpr));
+    return rect.width && rect.height ? [side(rect.width), side(rect.height)] : [2, 2];
+  }
+
+  private sendSize(): void {
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    const [w, h] = this.box();
+    this.socket.send(`size ${w} ${h}`);
   }
 
   private connect(): void {
@@ -125,6 +145,7 @@ export class VideoView {
     socket.binaryType = "arraybuffer";
     socket.onopen = () => {
       this.retry = 250;
+      this.sendSize();
       socket.send(`credit ${CREDITS}`);
     };
     socket.onmessage = (message) => {
@@ -172,6 +193,7 @@ export class VideoView {
 
   close(): void {
     this.closed = true;
+    this.resize.disconnect();
     this.socket?.close();
   }
 }

@@ -40,11 +40,22 @@ pub fn split_server(server: &str) -> Result<(bool, &str), String> {
 }
 
 impl Link {
-    /// Parses a link.
+    /// Parses a link: an invite link as the server makes it, or the same as a deep link that
+    /// opens the desktop app (`confer://host/join/<room>#<token>` for an https server,
+    /// `confer+http://host:port/join/<room>#<token>` for a plain-http one, such as the app's
+    /// embedded server on a LAN).
     pub fn parse(link: &str) -> Result<Self, String> {
-        let (secure, authority) = split_server(link.trim())?;
+        let trimmed = link.trim();
+        let normalized = if let Some(rest) = trimmed.strip_prefix("confer+http://") {
+            format!("http://{rest}")
+        } else if let Some(rest) = trimmed.strip_prefix("confer://") {
+            format!("https://{rest}")
+        } else {
+            trimmed.to_owned()
+        };
+        let link = normalized.as_str();
+        let (secure, authority) = split_server(link)?;
         let (path, token) = link
-            .trim()
             .split_once('#')
             .ok_or_else(|| bad(link, "no #token at the end"))?;
         let room = path
@@ -110,6 +121,12 @@ mod tests {
         );
         let s = Link::parse("https://confer.example/join/r#t").expect("link");
         assert_eq!(s.ws_url(), "wss://confer.example/v1/ws");
+        // Deep links name the same thing.
+        assert_eq!(Link::parse("confer://confer.example/join/r#t"), Ok(s));
+        assert_eq!(
+            Link::parse(" confer+http://127.0.0.1:8443/join/abc123#eyJ.tok.en\n"),
+            Ok(l)
+        );
         for bad in [
             "127.0.0.1:8443/join/r#t",
             "http://127.0.0.1:8443/join/r",

@@ -8,6 +8,11 @@
 //! - Two streams, [`Stream::Remote`] and [`Stream::Local`] (the self view), one socket each.
 //! - Each message is one I420 frame: a [`HEADER_LEN`]-byte header ([`Header`]) followed by the
 //!   Y, U and V planes, tightly packed.
+//! - Frames are sent no larger than the page shows them: the page says its canvas's size in
+//!   device pixels (`size <w> <h>`, `size 0 0` for no limit), and bigger frames are scaled
+//!   down to fit it (aspect kept, never up). A 720p camera drawn in a 240-pixel self view
+//!   costs the page a 240-pixel frame: the WebSocket copy, the texture upload and the draw
+//!   all shrink with it (on software GL, where the page's CPU goes).
 //! - Latest-frame-wins with credits: the page grants credits (`credit <n>`) and returns one
 //!   with each frame it has drawn (`drawn <seq>`). The server sends only while it holds a
 //!   credit; meanwhile newer frames replace older ones, so a slow page never builds a queue.
@@ -206,7 +211,8 @@ pub struct StreamStats {
 
 #[derive(Debug)]
 struct Slot {
-    latest: watch::Sender<Option<(u32, u64, Bytes)>>,
+    /// The newest frame and its sequence number.
+    latest: watch::Sender<Option<Arc<(u32, VideoFrame)>>>,
     published: AtomicU64,
     sent: AtomicU64,
     /// The sequence number last sent.
@@ -302,19 +308,11 @@ impl FrameServer {
     pub fn publish(&self, stream: Stream, frame: &VideoFrame) {
         let slot = &self.shared.slots[stream.index()];
         let seq = (slot.published.fetch_add(1, Ordering::Relaxed) + 1) as u32;
-        let capture_us = if frame.capture_us == 0 {
-            wall_clock_us()
-        } else {
-            frame.capture_us
-        };
-        let message = if frame.capture_us == 0 {
-            let mut stamped = BytesMut::from(&encode(stream, seq, frame)[..]);
-            stamped[24..32].copy_from_slice(&capture_us.to_le_bytes());
-            stamped.freeze()
-        } else {
-            encode(stream, seq, frame)
-        };
-        slot.latest.send_replace(Some((seq, capture_us, message)));
+        let mut frame = frame.clone();
+        if frame.capture_us == 0 {
+            frame.capture_us = wall_clock_us();
+        }
+        slot.latest.send_replace(Some(Arc::new((seq, frame))));
     }
 
     /// What `stream` did so far.
@@ -397,6 +395,8 @@ async fn serve(socket: tokio::net::TcpStream, shared: Arc<Shared>) {
     let mut latest = slot.latest.subscribe();
     latest.mark_changed(); // a frame already waiting goes out on the first credit
     let mut credits = 0u32;
+    let mut fit: Option<(u32, u32)> = None;
+    let mut scaler = Some(confer_media::scale::Scaler::new());
     // Capture times of frames sent and not yet reported drawn.
     let mut in_flight: VecDeque<(u32, u64)> = VecDeque::new();
     loop {
@@ -408,6 +408,7 @@ async fn serve(socket: tokio::net::TcpStream, shared: Arc<Shared>) {
                     _ => return,
                 };
                 match parse_control(&text) {
+                    Some(Control::Size(w, h)) => fit = (w > 0 && h > 0).then_some((w, h)),
                     Some(Control::Credit(n)) => credits = credits.saturating_add(n).min(MAX_CREDITS),
                     Some(Control::Drawn(seq)) => {
                         credits = (credits + 1).min(MAX_CREDITS);
@@ -436,8 +437,27 @@ async fn serve(socket: tokio::net::TcpStream, shared: Arc<Shared>) {
                 if changed.is_err() {
                     return;
                 }
-                let Some((seq, capture_us, message)) = latest.borrow_and_update().clone() else {
-                    continue;
+                let Some(newest) = latest.borrow_and_update().clone() else { continue };
+                let seq = newest.0;
+                let capture_us = newest.1.capture_us;
+                // Scaling is codec-sized work: off the async workers.
+                let target = fit.and_then(|box_| fit_within((newest.1.width, newest.1.height), box_));
+                let message = match (target, scaler.take()) {
+                    (Some((w, h)), Some(mut s)) => {
+                        let (scaled, s) = tokio::task::spawn_blocking(move || {
+                            let frame = &newest.1;
+                            let scaled = s.scale(frame, w, h).map(|f| encode(stream, seq, &f));
+                            (scaled.unwrap_or_else(|_| encode(stream, seq, frame)), s)
+                        })
+                        .await
+                        .expect("scaling does not panic");
+                        scaler = Some(s);
+                        scaled
+                    }
+                    (_, s) => {
+                        scaler = s;
+                        encode(stream, seq, &newest.1)
+                    }
                 };
                 credits -= 1;
                 if in_flight.len() == MAX_CREDITS as usize {
@@ -454,20 +474,38 @@ async fn serve(socket: tokio::net::TcpStream, shared: Arc<Shared>) {
     }
 }
 
+/// The size `frame` takes to fit in `bounds` (aspect kept, sides even, at least 2×2), or
+/// `None` when it already fits.
+fn fit_within(frame: (u32, u32), bounds: (u32, u32)) -> Option<(u32, u32)> {
+    if frame.0 <= bounds.0 && frame.1 <= bounds.1 {
+        return None;
+    }
+    let scale = f64::min(
+        f64::from(bounds.0) / f64::from(frame.0),
+        f64::from(bounds.1) / f64::from(frame.1),
+    );
+    let even = |side: u32| ((f64::from(side) * scale) as u32 & !1).max(2);
+    Some((even(frame.0), even(frame.1)))
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Control {
     Credit(u32),
     Drawn(u32),
+    Size(u32, u32),
 }
 
 fn parse_control(text: &str) -> Option<Control> {
-    let (verb, number) = text.trim().split_once(' ')?;
-    let number = number.parse().ok()?;
-    match verb {
-        "credit" => Some(Control::Credit(number)),
-        "drawn" => Some(Control::Drawn(number)),
-        _ => None,
-    }
+    let mut words = text.split_whitespace();
+    let verb = words.next()?;
+    let mut number = || words.next()?.parse::<u32>().ok();
+    let control = match verb {
+        "credit" => Control::Credit(number()?),
+        "drawn" => Control::Drawn(number()?),
+        "size" => Control::Size(number()?, number()?),
+        _ => return None,
+    };
+    words.next().is_none().then_some(control)
 }
 
 #[cfg(test)]
@@ -537,5 +575,18 @@ mod tests {
         assert_eq!(parse_control("drawn"), None);
         assert_eq!(parse_control("draw 1"), None);
         assert_eq!(parse_control("credit -1"), None);
+        assert_eq!(parse_control("size 640 360"), Some(Control::Size(640, 360)));
+        assert_eq!(parse_control("size 640"), None);
+        assert_eq!(parse_control("credit 1 2"), None);
+    }
+
+    #[test]
+    fn frames_fit_the_page_and_are_never_enlarged() {
+        assert_eq!(fit_within((1280, 720), (1280, 720)), None);
+        assert_eq!(fit_within((640, 360), (1280, 800)), None);
+        assert_eq!(fit_within((1280, 720), (640, 640)), Some((640, 360)));
+        // A tall box: the width decides.
+        assert_eq!(fit_within((1280, 720), (241, 1000)), Some((240, 134)));
+        assert_eq!(fit_within((1280, 720), (1, 1)), Some((2, 2)));
     }
 }

@@ -141,3 +141,33 @@ async fn a_page_that_speaks_nonsense_is_closed() {
         "{end:?}"
     );
 }
+
+#[tokio::test]
+async fn frames_come_no_larger_than_the_page_shows_them() {
+    let server = FrameServer::start().await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.url(Stream::Local))
+        .await
+        .unwrap();
+    // A 64x36 canvas box of 16x16: the frame comes at 16x8 (aspect kept, sides even).
+    ws.send(Message::text("size 16 16")).await.unwrap();
+    ws.send(Message::text("credit 1")).await.unwrap();
+    server.publish(Stream::Local, &frame(200));
+    let small = next_frame(&mut ws).await;
+    let header = decode_header(&small).unwrap();
+    assert_eq!((header.width, header.height), (16, 8));
+    assert_eq!(header.seq, 1);
+    assert_eq!(small[confer_frames::HEADER_LEN], 200, "the picture, scaled");
+
+    // No limit again: full size; and a box larger than the frame never enlarges it.
+    for (size, expected) in [("size 0 0", (64, 36)), ("size 4000 4000", (64, 36))] {
+        ws.send(Message::text(size)).await.unwrap();
+        server.publish(Stream::Local, &frame(100));
+        let seq = server.stats(Stream::Local).published as u32;
+        ws.send(Message::text(format!("drawn {}", seq - 1)))
+            .await
+            .unwrap();
+        let header = decode_header(&next_frame(&mut ws).await).unwrap();
+        assert_eq!((header.width, header.height), expected, "{size}");
+        assert_eq!(header.seq, seq);
+    }
+}
