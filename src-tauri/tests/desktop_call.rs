@@ -48,6 +48,9 @@ impl Instance {
             .arg("--host=127.0.0.1")
             // Tauri lets WebKit's automation in only when asked (what tauri-driver sets).
             .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            // Compositing stays on under test, although the app turns it off on machines
+            // without a GPU (such as this one): WebKitWebDriver's screenshots hang without it.
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "0")
             .env("DISPLAY", display)
             .env("HOME", &home)
             .env("XDG_CONFIG_HOME", &config)
