@@ -39,18 +39,34 @@ fn pss_of(pids: &[u32]) -> f64 {
 }
 
 /// CPU (% of one core) and PSS (MiB) of `pids()` over `seconds`, PSS sampled each second
-/// (median).
-fn measure(pids: impl Fn() -> Vec<u32>, seconds: u64) -> (f64, f64) {
-    let before = cpu_of(&pids());
+/// (median); and the same per process, by name.
+fn measure(pids: impl Fn() -> Vec<u32>, seconds: u64) -> (f64, f64, String) {
+    let first = pids();
+    let before: Vec<f64> = first.iter().map(|&p| cpu_seconds(p)).collect();
     let start = Instant::now();
     let mut pss = Vec::new();
     for _ in 0..seconds {
         std::thread::sleep(Duration::from_secs(1));
         pss.push(pss_of(&pids()));
     }
-    let cpu = 100.0 * (cpu_of(&pids()) - before) / start.elapsed().as_secs_f64();
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = 100.0 * (cpu_of(&pids()) - before.iter().sum::<f64>()) / elapsed;
     pss.sort_by(f64::total_cmp);
-    (cpu, pss[pss.len() / 2])
+    let each = first
+        .iter()
+        .zip(&before)
+        .map(|(&p, &b)| {
+            let name = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            format!(
+                "{} {:.1}% {:.1} MiB",
+                name.trim(),
+                100.0 * (cpu_seconds(p) - b) / elapsed,
+                pss_mib(p)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    (cpu, pss[pss.len() / 2], each)
 }
 
 fn drawn(session: &Session) -> u64 {
@@ -142,7 +158,7 @@ fn main() {
 
     // Home screen, camera preview on.
     std::thread::sleep(Duration::from_secs(5));
-    let (idle_cpu, idle_pss) = measure(|| app_processes(driver_pid), seconds);
+    let (idle_cpu, idle_pss, idle_each) = measure(|| app_processes(driver_pid), seconds);
     let processes = app_processes(driver_pid).len();
 
     // The call: the app hosts, Chromium joins from the invite link, the app admits.
@@ -194,11 +210,12 @@ fn main() {
     let chromium_pids = || group_processes(chromium.pid());
     let drawn_before = drawn(&app);
     let started = Instant::now();
-    let ((app_cpu, app_pss), (chromium_cpu, chromium_pss)) = std::thread::scope(|scope| {
-        let browser = scope.spawn(|| measure(chromium_pids, seconds));
-        let native = measure(|| app_processes(driver_pid), seconds);
-        (native, browser.join().unwrap())
-    });
+    let ((app_cpu, app_pss, app_each), (chromium_cpu, chromium_pss, _)) =
+        std::thread::scope(|scope| {
+            let browser = scope.spawn(|| measure(chromium_pids, seconds));
+            let native = measure(|| app_processes(driver_pid), seconds);
+            (native, browser.join().unwrap())
+        });
     let fps_drawn = (drawn(&app) - drawn_before) as f64 / started.elapsed().as_secs_f64();
     let to_screen = app
         .script(
@@ -224,6 +241,8 @@ fn main() {
         "  720p30 call:             app CPU {app_cpu:.1}%, PSS {app_pss:.1} MiB; Chromium CPU \
          {chromium_cpu:.1}%, PSS {chromium_pss:.1} MiB"
     );
+    println!("    home, per process: {idle_each}");
+    println!("    call, per process: {app_each}");
     println!(
         "  ratios app/Chromium:     CPU {:.2}, PSS {:.2}",
         app_cpu / chromium_cpu,
