@@ -264,6 +264,9 @@ fn two_apps_call_each_other_through_the_embedded_server() {
     // Chat both ways, with a receipt.
     host.s().click("#btn-chat").unwrap();
     guest.s().click("#btn-chat").unwrap();
+    for side in [&host, &guest] {
+        side.visible("the chat panel", "#chat-panel");
+    }
     guest.s().fill("#chat-input", "Hello, doctor").unwrap();
     guest.s().click("#chat-form button").unwrap();
     host.s()

@@ -32,7 +32,13 @@ function set(next: S.CallView): void {
 }
 
 function show(el: HTMLElement, visible: boolean): void {
-  el.hidden = !visible;
+  if (el.hidden === visible) el.hidden = !visible;
+}
+
+/** Sets an element's text only when it changes: a render must not disturb what is under the
+ * pointer (a click in flight on a button whose text was just replaced). */
+function text(el: HTMLElement, value: string): void {
+  if (el.textContent !== value) el.textContent = value;
 }
 
 function render(before: S.CallView): void {
@@ -45,14 +51,14 @@ function render(before: S.CallView): void {
   show($("call-timer"), inCall && view.connectedAt !== null);
   const sas = $("sas");
   show(sas, inCall && view.sas !== null);
-  sas.textContent = view.sas ? `Code: ${view.sas}` : "";
+  text(sas, view.sas ? `Code: ${view.sas}` : "");
   sas.title = "Read this code aloud. If the other person sees a different one, someone may be listening in: hang up.";
   const quality = $("quality");
   const q = view.stats?.quality;
   show(quality, inCall && !!q);
   if (q) {
     quality.dataset.level = q.level;
-    quality.textContent = q.level === "good" ? "Connection good" : `Connection ${q.level}: ${q.reason}`;
+    text(quality, q.level === "good" ? "Connection good" : `Connection ${q.level}: ${q.reason}`);
   }
 
   const b = S.banner(view);
@@ -60,31 +66,33 @@ function render(before: S.CallView): void {
   show(bannerEl, b !== null);
   if (b) {
     bannerEl.dataset.level = b.level;
-    bannerEl.textContent = b.text;
+    text(bannerEl, b.text);
   }
 
   // Home.
   const homeError = $("home-error");
   show(homeError, view.phase === "home" && view.notice?.level === "error");
-  homeError.textContent = view.notice?.text ?? "";
+  text(homeError, view.notice?.text ?? "");
 
   // Lobby.
   $<HTMLInputElement>("invite-link").value = view.inviteLink ?? "";
   if (before.knocks !== view.knocks || before === view) renderKnocks();
 
   // Waiting.
-  $("waiting-text").textContent =
-    view.phase === "joining" ? "Connecting…" : "You are in the waiting room. The host will let you in shortly.";
+  text(
+    $("waiting-text"),
+    view.phase === "joining" ? "Connecting…" : "You are in the waiting room. The host will let you in shortly.",
+  );
 
   // Call.
   const mute = $("btn-mute");
   mute.setAttribute("aria-pressed", String(view.muted));
-  mute.textContent = view.muted ? "Unmute" : "Mute";
+  text(mute, view.muted ? "Unmute" : "Mute");
   const camera = $("btn-camera");
   camera.setAttribute("aria-pressed", String(!view.camera));
-  camera.textContent = view.camera ? "Stop video" : "Start video";
+  text(camera, view.camera ? "Stop video" : "Start video");
   const chatButton = $("btn-chat");
-  chatButton.textContent = view.unread > 0 ? `Chat (${view.unread})` : "Chat";
+  text(chatButton, view.unread > 0 ? `Chat (${view.unread})` : "Chat");
   chatButton.setAttribute("aria-expanded", String(view.chatOpen));
   show($("chat-panel"), view.chatOpen);
   renderRemoteNote();
@@ -143,14 +151,14 @@ function renderKnocks(): void {
 
 function renderRemoteNote(): void {
   const note = $("remote-note");
-  let text = "";
-  if (view.phase === "connecting") text = "Connecting…";
-  else if (!view.peerPresent) text = "The other person is not here.";
-  else if (!view.peerCamera) text = "The other person's camera is off.";
-  else if (remoteVideo && !remoteVideo.live(2000)) text = "Waiting for video…";
-  if (view.peerMuted && view.peerPresent) text = text ? `${text} They are muted.` : "They are muted.";
-  show(note, text !== "");
-  note.textContent = text;
+  let message = "";
+  if (view.phase === "connecting") message = "Connecting…";
+  else if (!view.peerPresent) message = "The other person is not here.";
+  else if (!view.peerCamera) message = "The other person's camera is off.";
+  else if (remoteVideo && !remoteVideo.live(2000)) message = "Waiting for video…";
+  if (view.peerMuted && view.peerPresent) message = message ? `${message} They are muted.` : "They are muted.";
+  show(note, message !== "");
+  text(note, message);
 }
 
 function renderChat(before: S.CallView): void {
@@ -317,19 +325,19 @@ function startPreview(): void {
     .startPreview(spec)
     .then(() => {
       show(note, spec.startsWith("pattern"));
-      note.textContent = "No camera found: the other person will see a test pattern. Turn your video off to send none.";
+      text(note, "No camera found: the other person will see a test pattern. Turn your video off to send none.");
     })
     .catch((e) => {
       show(note, true);
-      note.textContent = errorText(e);
+      text(note, errorText(e));
     });
 }
 
 function startMeter(): void {
   const note = $("mic-note");
-  note.textContent = "";
+  text(note, "");
   backend.startMicMeter($<HTMLSelectElement>("mic-select").value).catch((e) => {
-    note.textContent = errorText(e);
+    text(note, errorText(e));
   });
 }
 
@@ -338,7 +346,7 @@ function showLevel(level: { rmsDbfs: number; peakDbfs: number; clipped: boolean 
   const note = $("mic-note");
   if (!level) {
     meter.value = -60;
-    note.textContent = "The microphone stopped.";
+    text(note, "The microphone stopped.");
     return;
   }
   meter.value = Math.max(-60, level.rmsDbfs);
@@ -501,12 +509,12 @@ function wire(): void {
   $("mic-select").onchange = () => startMeter();
   $("test-speaker").onclick = async () => {
     const note = $("speaker-note");
-    note.textContent = "Playing a tone…";
+    text(note, "Playing a tone…");
     try {
       await backend.testSpeaker($<HTMLSelectElement>("speaker-select").value);
-      note.textContent = "Did you hear a tone? If not, pick another speaker.";
+      text(note, "Did you hear a tone? If not, pick another speaker.");
     } catch (e) {
-      note.textContent = errorText(e);
+      text(note, errorText(e));
     }
   };
   $("copy-link").onclick = async () => {
