@@ -285,7 +285,7 @@ async fn start_preview(state: State<'_, App>, video: String) -> Result<(), Strin
         let capture = confer_media::capture::Capture::start_wall_clock(source);
         while !stop.load(Ordering::Relaxed) {
             if let Some(frame) = capture.next(Duration::from_millis(200)) {
-                frames.publish(Stream::Local, &frame);
+                frames.publish(Stream::Local, frame);
             }
         }
     })?;

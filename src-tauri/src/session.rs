@@ -93,9 +93,9 @@ async fn pump(
                 let Some(event) = event else { break };
                 match event {
                     CallEvent::RemoteVideo(frame) => {
-                        frames.publish(Stream::Remote, &stamp_remote(frame));
+                        frames.publish(Stream::Remote, stamp_remote(frame));
                     }
-                    CallEvent::LocalVideo(frame) => frames.publish(Stream::Local, &frame),
+                    CallEvent::LocalVideo(frame) => frames.publish(Stream::Local, frame),
                     CallEvent::Stats(stats) => emit(UiEvent::Stats {
                         call: Box::new(stats),
                         remote_display: frames.stats(Stream::Remote),

@@ -304,11 +304,11 @@ impl FrameServer {
     }
 
     /// Offers a frame to the page: it replaces any frame not yet sent. A `capture_us` of 0 is
-    /// stamped with the time now (so latency is measured from here).
-    pub fn publish(&self, stream: Stream, frame: &VideoFrame) {
+    /// stamped with the time now (so latency is measured from here). Taken by value: every
+    /// caller hands over a frame it has finished with, so none is copied on the way.
+    pub fn publish(&self, stream: Stream, mut frame: VideoFrame) {
         let slot = &self.shared.slots[stream.index()];
         let seq = (slot.published.fetch_add(1, Ordering::Relaxed) + 1) as u32;
-        let mut frame = frame.clone();
         if frame.capture_us == 0 {
             frame.capture_us = wall_clock_us();
         }

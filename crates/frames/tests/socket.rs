@@ -81,10 +81,10 @@ async fn frames_go_out_only_against_credit_and_the_newest_wins() {
 
     // Three frames before the page asks for any: only the newest will be sent.
     for fill in [10, 20, 30] {
-        server.publish(Stream::Remote, &frame(fill));
+        server.publish(Stream::Remote, frame(fill));
     }
     // A frame on the other stream never shows up on this socket.
-    server.publish(Stream::Local, &frame(99));
+    server.publish(Stream::Local, frame(99));
     ws.send(Message::text("credit 1")).await.unwrap();
     let first = next_frame(&mut ws).await;
     let header = decode_header(&first).unwrap();
@@ -98,8 +98,8 @@ async fn frames_go_out_only_against_credit_and_the_newest_wins() {
 
     // The credit is spent: two more frames wait, the older replaced by the newer. Drawing
     // frame 3 returns the credit, and frame 5 (not 4) comes.
-    server.publish(Stream::Remote, &frame(40));
-    server.publish(Stream::Remote, &frame(50));
+    server.publish(Stream::Remote, frame(40));
+    server.publish(Stream::Remote, frame(50));
     ws.send(Message::text("drawn 3")).await.unwrap();
     let second = next_frame(&mut ws).await;
     assert_eq!(decode_header(&second).unwrap().seq, 5);
@@ -151,7 +151,7 @@ async fn frames_come_no_larger_than_the_page_shows_them() {
     // A 64x36 canvas box of 16x16: the frame comes at 16x8 (aspect kept, sides even).
     ws.send(Message::text("size 16 16")).await.unwrap();
     ws.send(Message::text("credit 1")).await.unwrap();
-    server.publish(Stream::Local, &frame(200));
+    server.publish(Stream::Local, frame(200));
     let small = next_frame(&mut ws).await;
     let header = decode_header(&small).unwrap();
     assert_eq!((header.width, header.height), (16, 8));
@@ -161,7 +161,7 @@ async fn frames_come_no_larger_than_the_page_shows_them() {
     // No limit again: full size; and a box larger than the frame never enlarges it.
     for (size, expected) in [("size 0 0", (64, 36)), ("size 4000 4000", (64, 36))] {
         ws.send(Message::text(size)).await.unwrap();
-        server.publish(Stream::Local, &frame(100));
+        server.publish(Stream::Local, frame(100));
         let seq = server.stats(Stream::Local).published as u32;
         ws.send(Message::text(format!("drawn {}", seq - 1)))
             .await
