@@ -320,7 +320,7 @@ async fn start_mic_meter<R: Runtime>(
     state: State<'_, App>,
     audio: String,
 ) -> Result<(), String> {
-    let microphone = audio == "mic" || audio.starts_with("mic:");
+    let microphone = confer_media::audio::is_microphone(&audio);
     let mut source = tokio::task::spawn_blocking(move || confer_media::audio::open(&audio))
         .await
         .map_err(|e| e.to_string())?

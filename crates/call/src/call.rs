@@ -340,7 +340,10 @@ impl CallHandle {
     /// same way.
     pub fn switch_audio(&self, spec: &str) -> Result<(), String> {
         let source = confer_media::audio::open(spec).map_err(|e| e.to_string())?;
-        put(&self.switches.next_audio, (source, is_microphone(spec)));
+        put(
+            &self.switches.next_audio,
+            (source, confer_media::audio::is_microphone(spec)),
+        );
         Ok(())
     }
 
@@ -556,11 +559,6 @@ fn put<T>(slot: &Mutex<Option<T>>, value: T) {
     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
 }
 
-/// Whether an audio source spec names a microphone (whose sound is processed).
-fn is_microphone(spec: &str) -> bool {
-    spec == "mic" || spec.starts_with("mic:")
-}
-
 /// Opens the output device a speaker spec names (`default`, or a device id or name).
 fn open_speaker(device: &str) -> Result<Speaker, String> {
     Speaker::open((device != "default").then_some(device)).map_err(|e| e.to_string())
@@ -627,7 +625,7 @@ fn start_media(
     }
     let (audio_source, problem) = confer_media::audio::open_or_silence(&config.audio);
     // Silence in place of a microphone that did not open is paced like any synthetic source.
-    let microphone_open = problem.is_none() && is_microphone(&config.audio);
+    let microphone_open = problem.is_none() && confer_media::audio::is_microphone(&config.audio);
     if let Some(e) = problem {
         let _ = events.send(CallEvent::Warning(format!(
             "microphone: {e}. The call goes on, but the other person cannot hear you."

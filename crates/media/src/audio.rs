@@ -41,6 +41,12 @@ pub fn open(spec: &str) -> Result<Box<dyn AudioSource>> {
     )))
 }
 
+/// Whether `spec` names a microphone (`mic`, `mic:<device>`): a source that blocks for its
+/// own 10 ms, where synthetic and file sources must be paced by their caller.
+pub fn is_microphone(spec: &str) -> bool {
+    spec == "mic" || spec.starts_with("mic:")
+}
+
 /// The source `spec` names, or [`Silence`] and the reason when it cannot open (a microphone
 /// that is missing, busy or refused): a call goes on without sending sound rather than not
 /// at all.
