@@ -397,7 +397,20 @@ fn route_to(server: &str) -> IpAddr {
         .unwrap_or(loopback)
 }
 
-fn call_config(settings: &Settings, server: &str, url: String, token: String) -> CallConfig {
+/// The call's configuration. Listing the devices (cameras, microphones, speakers) and
+/// resolving the server's name block, so this runs off the async workers.
+async fn call_config(
+    settings: Settings,
+    server: String,
+    url: String,
+    token: String,
+) -> Result<CallConfig, String> {
+    tokio::task::spawn_blocking(move || configure(&settings, &server, url, token))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn configure(settings: &Settings, server: &str, url: String, token: String) -> CallConfig {
     let microphones = confer_media::device::inputs().unwrap_or_default();
     let audio = if !settings.audio.is_empty() {
         settings.audio.clone()
@@ -497,7 +510,7 @@ async fn start_call<R: Runtime>(
     let name = Some(settings.display_name.trim()).filter(|n| !n.is_empty());
     let room = confer_call::rooms::create_room(&server, &api_key, name).await?;
     let host = Link::for_token(&server, &room.room, &room.host_token)?;
-    let config = call_config(&settings, &server, host.ws_url(), room.host_token.clone());
+    let config = call_config(settings, server, host.ws_url(), room.host_token.clone()).await?;
     begin(&app, &state, config).await?;
     Ok(Started {
         invite_link: room.guest_url,
@@ -515,7 +528,7 @@ async fn join_call<R: Runtime>(
     settings.validate()?;
     let link = Link::parse(&link)?;
     let server = link.to_string();
-    let config = call_config(&settings, &server, link.ws_url(), link.token.clone());
+    let config = call_config(settings, server, link.ws_url(), link.token.clone()).await?;
     begin(&app, &state, config).await
 }
 
