@@ -42,41 +42,18 @@ fn dechunk(body: &[u8]) -> Vec<u8> {
 
 /// One WebDriver command; returns the JSON `value` of the answer, or the WebDriver error.
 fn request(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-    match exchange(port, method, path, body) {
-        Ok(answer) => answer,
-        Err(Unanswered(e)) => Err(e),
+    let answer = exchange(port, method, path, body)?;
+    if answer.is_empty() {
+        return Err(format!(
+            "{method} {path}: the driver closed without an answer"
+        ));
     }
+    parse_answer(method, path, &answer)
 }
 
-/// The driver closed the connection without a word.
-struct Unanswered(String);
-
-fn exchange(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<Result<Value, String>, Unanswered> {
-    let answer = match raw_exchange(port, method, path, body) {
-        Ok(answer) if answer.is_empty() => {
-            return Err(Unanswered(format!(
-                "{method} {path}: the driver closed without an answer"
-            )));
-        }
-        Ok(answer) => answer,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(parse_answer(method, path, &answer))
-}
-
-fn raw_exchange(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<Vec<u8>, String> {
+fn exchange(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Vec<u8>, String> {
     let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("tauri-driver: {e}"))?;
+        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("WebKitWebDriver: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout set");
