@@ -25,6 +25,11 @@ const SCREENS: Record<S.Phase, string> = {
   ended: "screen-ended",
 };
 
+/** A failed command, shown in the banner as the backend worded it. */
+function showError(e: unknown): void {
+  set({ ...view, notice: { level: "error", text: errorText(e) } });
+}
+
 function set(next: S.CallView): void {
   const before = view;
   view = next;
@@ -217,7 +222,7 @@ function renderTransfers(): void {
           try {
             set(S.savedFile(view, t.id, await backend.saveFile(t.id, t.name)));
           } catch (e) {
-            set({ ...view, notice: { level: "error", text: errorText(e) } });
+            showError(e);
           }
         };
         li.append(save);
@@ -261,7 +266,7 @@ async function answer(peer: string, admit: boolean): Promise<void> {
   try {
     await (admit ? backend.admit(peer) : backend.deny(peer));
   } catch (e) {
-    set({ ...view, notice: { level: "error", text: errorText(e) } });
+    showError(e);
   }
 }
 
@@ -549,7 +554,7 @@ function wire(): void {
       input.value = "";
       set(S.sentChat(view, id, text));
     } catch (err) {
-      set({ ...view, notice: { level: "error", text: errorText(err) } });
+      showError(err);
     }
   };
   $<HTMLInputElement>("file-input").onchange = async (e) => {
@@ -561,7 +566,7 @@ function wire(): void {
       const id = await backend.sendFile(file);
       set(S.sendingFile(view, id, file.name, file.size));
     } catch (err) {
-      set({ ...view, notice: { level: "error", text: errorText(err) } });
+      showError(err);
     }
   };
   $("open-settings").onclick = openSettings;
