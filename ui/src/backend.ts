@@ -79,6 +79,9 @@ export const backend = {
   hangUp: () => invoke<void>("hang_up"),
   onCallEvent: (handler: (event: BackendEvent) => void) =>
     listen<BackendEvent>("call", (e) => handler(e.payload)),
+  /** A link from another launch of the app (clicked in a browser or a mail). */
+  onOpenLink: (handler: (link: string) => void) =>
+    listen<string>("open-link", (e) => handler(e.payload)),
 };
 
 /** A command's error as a sentence. */

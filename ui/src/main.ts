@@ -1,6 +1,7 @@
 // Confer's desktop UI: renders the call view (state.ts) into the screens of index.html and
 // turns clicks and keys into backend commands. No business logic lives here.
 
+import { termRows } from "./dom";
 import { type Devices, type Settings, backend, errorText } from "./backend";
 import * as S from "./state";
 import { VideoView } from "./video";
@@ -239,7 +240,11 @@ function renderStats(): void {
   const rows: [string, string][] = [
     ["Path", s.path === "relay" ? "relayed (TURN)" : s.path ? `direct (${s.path})` : "—"],
     ["Round trip", s.rtt_ms != null ? `${s.rtt_ms.toFixed(0)} ms` : "—"],
-    ["Loss", `${s.loss_pct.toFixed(1)}%`],
+    [
+      "Loss",
+      `${s.loss_pct.toFixed(1)}% in after repairs` +
+        (s.send_loss_pct != null ? `, ${s.send_loss_pct.toFixed(1)}% out on the wire` : ""),
+    ],
     ["Jitter", `${s.jitter_ms.toFixed(0)} ms`],
     ["Sending", `${s.send_kbps.toFixed(0)} kbit/s, ${s.fps_sent.toFixed(0)} fps`],
     ["Receiving", `${s.recv_kbps.toFixed(0)} kbit/s, ${s.fps_received.toFixed(0)} fps`],
@@ -251,13 +256,7 @@ function renderStats(): void {
     rows.push(["To screen", `${d.remote.latency_p50_ms.toFixed(0)} ms median, ${d.remote.drawn} frames drawn`]);
   }
   $("stats-list").replaceChildren(
-    ...rows.flatMap(([k, v]) => {
-      const dt = document.createElement("dt");
-      dt.textContent = k;
-      const dd = document.createElement("dd");
-      dd.textContent = v;
-      return [dt, dd];
-    }),
+    ...termRows(rows),
   );
 }
 
@@ -641,13 +640,21 @@ async function main(): Promise<void> {
   await loadDevices().catch((e) => console.warn(errorText(e)));
   startPreview();
   startMeter();
-  if (appInfo.launchLink) {
-    // Opened from a link: offer it; joining stays the user's click.
-    $<HTMLInputElement>("join-link").value = appInfo.launchLink;
-    $("join-call").focus();
-  }
+  if (appInfo.launchLink) offerLink(appInfo.launchLink);
+  await backend.onOpenLink(offerLink);
   render(view);
   document.body.dataset.ready = "true";
+}
+
+/** Opened from a link (at start-up, or by a later launch): offer it on the home screen;
+ * joining stays the user's click. During a call it waits there for the call to end. */
+function offerLink(link: string): void {
+  $<HTMLInputElement>("join-link").value = link;
+  if (view.phase === "home" || view.phase === "ended") {
+    $("join-call").focus();
+  } else {
+    set({ ...view, notice: { level: "warning", text: "A call link was opened: it waits on the home screen for after this call." } });
+  }
 }
 
 void main();

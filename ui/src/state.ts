@@ -11,6 +11,7 @@ export interface Quality {
 export interface CallStats {
   rtt_ms: number | null;
   loss_pct: number;
+  send_loss_pct: number | null;
   jitter_ms: number;
   send_kbps: number;
   recv_kbps: number;

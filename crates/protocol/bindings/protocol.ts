@@ -213,7 +213,12 @@ ttl_s?: number,
 /**
  * Display name put in the host token.
  */
-host_name?: string, };
+host_name?: string, 
+/**
+ * A line the guest must agree to before joining (shown with a checkbox by the browser
+ * guest page; at most 500 characters), carried in the guest token.
+ */
+consent?: string, };
 
 export type CreateRoomResponse = { 
 /**

@@ -429,6 +429,11 @@ pub struct CreateRoomRequest {
     #[serde(default)]
     #[ts(optional)]
     pub host_name: Option<String>,
+    /// A line the guest must agree to before joining (shown with a checkbox by the browser
+    /// guest page; at most 500 characters), carried in the guest token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub consent: Option<String>,
 }
 
 /// Answer of `POST /v1/rooms`.

@@ -187,6 +187,7 @@ fn http_bodies() {
             auto_admit: Some(true),
             ttl_s: Some(3600),
             host_name: Some("Dr. Ada".into()),
+            consent: Some("I agree to a video consultation.".into()),
         },
     );
     check(

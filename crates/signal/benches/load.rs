@@ -249,6 +249,7 @@ impl Env {
             name: None,
             jti: "bench".into(),
             auto_admit: true,
+            consent: None,
         };
         (
             self.issuer.issue(&claims(Role::Host)),

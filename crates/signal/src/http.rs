@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,13 +21,17 @@ use crate::token::Claims;
 /// `too-large` and keeps its connection, beyond it the connection closes with 1009.
 pub(crate) const HARD_MESSAGE_LIMIT: usize = 256 * 1024;
 
+/// Longest consent line a room may ask its guest to agree to.
+const MAX_CONSENT_CHARS: usize = 500;
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/rooms", post(create_room))
         .route(WS_PATH, get(websocket))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/join/{room}", get(join_page))
+        .route("/join/{room}", get(crate::guest::page))
+        .route("/guest/{*path}", get(crate::guest::asset))
         .with_state(shared)
 }
 
@@ -90,20 +94,35 @@ async fn create_room(
     let room = crate::random_id(16);
     let expires_at = crate::unix_now() + ttl;
     let auto_admit = request.auto_admit.unwrap_or(false);
-    let claims = |role, name| Claims {
+    let consent = request
+        .consent
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    if consent
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_CONSENT_CHARS)
+    {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!("consent must be at most {MAX_CONSENT_CHARS} characters"),
+        );
+    }
+    let claims = |role, name, consent| Claims {
         room: room.clone(),
         role,
         exp: expires_at,
         name,
         jti: crate::random_id(12),
         auto_admit,
+        consent,
     };
     let host_name = request
         .host_name
         .map(|n| crate::clean_name(&n))
         .filter(|n| !n.is_empty());
-    let host_token = shared.tokens.issue(&claims(Role::Host, host_name));
-    let guest_token = shared.tokens.issue(&claims(Role::Guest, None));
+    let host_token = shared.tokens.issue(&claims(Role::Host, host_name, None));
+    let guest_token = shared.tokens.issue(&claims(Role::Guest, None, consent));
     // The token rides in the fragment: browsers never send it to a server or in a Referer.
     let guest_url = format!("{}/join/{room}#{guest_token}", shared.public_url);
     tracing::info!(%room, auto_admit, ttl, "room created");
@@ -131,26 +150,6 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
-}
-
-const JOIN_PAGE: &str = include_str!("join.html");
-
-async fn join_page(Path(_room): Path<String>) -> Response {
-    let mut response = axum::response::Html(JOIN_PAGE).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
     );
     response
 }

@@ -23,6 +23,7 @@
 
 mod config;
 mod conn;
+mod guest;
 mod http;
 mod metrics;
 pub mod ratelimit;

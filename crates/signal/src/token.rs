@@ -25,6 +25,9 @@ pub struct Claims {
     /// Guests skip the lobby while a seat is free.
     #[serde(default)]
     pub auto_admit: bool,
+    /// A guest token's consent line: the guest page asks the guest to agree to it first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<String>,
 }
 
 /// Why a token was refused.
@@ -92,6 +95,7 @@ mod tests {
             name: Some("Pat".into()),
             jti: "j1".into(),
             auto_admit: false,
+            consent: None,
         }
     }
 

@@ -18,6 +18,7 @@ fn claims(room: &str, role: Role, exp: u64) -> Claims {
         name: None,
         jti: "test".into(),
         auto_admit: false,
+        consent: None,
     }
 }
 
