@@ -39,7 +39,58 @@ pub enum Error {
     Page(String),
 }
 
-type Result<T> = std::result::Result<T, Error>;
+/// What a browser operation gives.
+pub type Result<T> = std::result::Result<T, Error>;
+
+mod firefox;
+pub use firefox::Firefox;
+
+/// Firefox's binary and whether it is installed.
+pub mod firefox_binary {
+    pub use crate::firefox::{available, binary};
+}
+
+/// A browser page under control (Chromium over DevTools, Firefox over WebDriver BiDi), for
+/// tests that run the same scenario in both.
+pub trait Browser: Sync {
+    /// Evaluates `expression` in the page, awaiting it if it is a promise; its value as JSON.
+    fn eval(&self, expression: &str) -> impl Future<Output = Result<Value>> + Send;
+
+    /// Waits until `expression` is truthy in the page (checked every 20 ms).
+    fn wait_until(
+        &self,
+        expression: &str,
+        limit: Duration,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let deadline = tokio::time::Instant::now() + limit;
+            loop {
+                let value = self.eval(expression).await?;
+                if !(value.is_null() || value == false || value == 0 || value == "") {
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(Error::Page(format!(
+                        "not true after {limit:?}: {expression}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+impl Browser for Chromium {
+    fn eval(&self, expression: &str) -> impl Future<Output = Result<Value>> + Send {
+        Chromium::eval(self, expression)
+    }
+}
+
+impl Browser for Firefox {
+    fn eval(&self, expression: &str) -> impl Future<Output = Result<Value>> + Send {
+        Firefox::eval(self, expression)
+    }
+}
 
 fn devtools(e: impl std::fmt::Display) -> Error {
     Error::DevTools(e.to_string())
@@ -82,6 +133,32 @@ struct Page {
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Sends command `id` (`{id, method, params}`, as the DevTools protocol and WebDriver BiDi
+/// both frame one) and returns the reply that carries `id`, passing over events; `None` if
+/// the socket closed first.
+async fn round_trip(
+    socket: &mut Socket,
+    id: u64,
+    method: &str,
+    params: Value,
+) -> Result<Option<Value>> {
+    let request = json!({ "id": id, "method": method, "params": params });
+    socket
+        .send(Message::text(request.to_string()))
+        .await
+        .map_err(devtools)?;
+    while let Some(message) = socket.next().await {
+        let Message::Text(text) = message.map_err(devtools)? else {
+            continue;
+        };
+        let reply: Value = serde_json::from_str(&text).map_err(devtools)?;
+        if reply["id"] == id {
+            return Ok(Some(reply));
+        }
+    }
+    Ok(None)
+}
 
 impl std::fmt::Debug for Chromium {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,69 +230,71 @@ impl Chromium {
         Ok(chromium)
     }
 
-    /// Waits until `expression` is truthy in the page (checked every 20 ms).
-    pub async fn wait_until(&self, expression: &str, limit: Duration) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let value = self.eval(expression).await?;
-            if !(value.is_null() || value == false || value == 0 || value == "") {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(Error::Page(format!(
-                    "not true after {limit:?}: {expression}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// Evaluates `expression` in the page, awaiting it if it is a promise; returns its value
     /// as JSON. A thrown exception is an [`Error::Page`].
     pub async fn eval(&self, expression: &str) -> Result<Value> {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({
+                    "expression": expression,
+                    "awaitPromise": true,
+                    "returnByValue": true,
+                }),
+            )
+            .await?;
+        if let Some(details) = result.get("exceptionDetails") {
+            let text = details["exception"]["description"]
+                .as_str()
+                .or_else(|| details["text"].as_str())
+                .unwrap_or("exception")
+                .to_owned();
+            return Err(Error::Page(text));
+        }
+        Ok(result["result"]["value"].clone())
+    }
+
+    /// Sets the page's viewport to `width` x `height` CSS pixels (a phone: 390 x 844).
+    pub async fn set_viewport(&self, width: u32, height: u32) -> Result<()> {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600 }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Saves a PNG of what the page shows now.
+    pub async fn screenshot(&self, path: &Path) -> Result<()> {
+        use base64::Engine;
+        let shot = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap_or_default())
+            .map_err(devtools)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(devtools)?;
+        }
+        std::fs::write(path, png).map_err(devtools)
+    }
+
+    /// One DevTools command to the page; its result.
+    async fn call(&self, method: &str, params: Value) -> Result<Value> {
         let mut page = self.page.lock().await;
         let id = page.next_id;
         page.next_id += 1;
-        let request = json!({
-            "id": id,
-            "method": "Runtime.evaluate",
-            "params": {
-                "expression": expression,
-                "awaitPromise": true,
-                "returnByValue": true,
-            },
-        });
         let socket = page
             .socket
             .as_mut()
             .ok_or_else(|| devtools("not connected"))?;
-        socket
-            .send(Message::text(request.to_string()))
-            .await
-            .map_err(devtools)?;
-        while let Some(message) = socket.next().await {
-            let Message::Text(text) = message.map_err(devtools)? else {
-                continue;
-            };
-            let reply: Value = serde_json::from_str(&text).map_err(devtools)?;
-            if reply["id"] != id {
-                continue; // an event
-            }
-            if let Some(error) = reply.get("error") {
-                return Err(devtools(error));
-            }
-            let result = &reply["result"];
-            if let Some(details) = result.get("exceptionDetails") {
-                let text = details["exception"]["description"]
-                    .as_str()
-                    .or_else(|| details["text"].as_str())
-                    .unwrap_or("exception")
-                    .to_owned();
-                return Err(Error::Page(text));
-            }
-            return Ok(result["result"]["value"].clone());
+        let reply = round_trip(socket, id, method, params)
+            .await?
+            .ok_or_else(|| devtools("the page's DevTools socket closed"))?;
+        match reply.get("error") {
+            Some(error) => Err(devtools(error)),
+            None => Ok(reply["result"].clone()),
         }
-        Err(devtools("the page's DevTools socket closed"))
     }
 
     /// The PID of the browser process (its process group id too).
@@ -247,18 +326,23 @@ impl Chromium {
 
 impl Drop for Chromium {
     fn drop(&mut self) {
-        // The whole group, by its id: the browser and the helpers it started, nothing else.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
-        // The helpers die (and are reaped by init) a moment later.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !group_processes(self.child.id()).is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = std::fs::remove_dir_all(&self.profile);
+        stop_group(&mut self.child, &self.profile);
     }
+}
+
+/// Stops a browser's whole process group, by its id: the browser and the helpers it started,
+/// nothing else; then removes its profile.
+fn stop_group(child: &mut Child, profile: &Path) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.wait();
+    // The helpers die (and are reaped by init) a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !group_processes(child.id()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_dir_all(profile);
 }
 
 /// Finds the DevTools port Chromium chose and connects to its page.
@@ -403,13 +487,27 @@ pub struct PeerPage {
 /// The browser peer: `window.peer.join({...})` and friends (see the page).
 pub const PEER_HTML: &str = include_str!("../page/peer.html");
 
+/// Confer's frame mark in JavaScript (draw, read, and `conferMarks.watch(video)` to log the
+/// marks a video presents): loaded by the peer page, injected into pages under test.
+pub const MARKS_JS: &str = include_str!("../page/marks.js");
+
 impl PeerPage {
     /// Starts serving `/peer.html` on 127.0.0.1 at a free port.
     pub async fn serve() -> std::io::Result<Self> {
-        let app = axum::Router::new().route(
-            "/peer.html",
-            axum::routing::get(|| async { axum::response::Html(PEER_HTML) }),
-        );
+        let app = axum::Router::new()
+            .route(
+                "/peer.html",
+                axum::routing::get(|| async { axum::response::Html(PEER_HTML) }),
+            )
+            .route(
+                "/marks.js",
+                axum::routing::get(|| async {
+                    (
+                        [("content-type", "text/javascript; charset=utf-8")],
+                        MARKS_JS,
+                    )
+                }),
+            );
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -427,6 +525,32 @@ impl PeerPage {
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+/// Two headless Chromium instances on `page`, launched side by side (the two ends of a call).
+pub async fn launch_pair(page: &PeerPage) -> Result<(Chromium, Chromium)> {
+    let url = page.url();
+    let (a, b) = tokio::join!(Chromium::launch(&url, &[]), Chromium::launch(&url, &[]));
+    Ok((a?, b?))
+}
+
+/// Reloads the peer page in each of `browsers` (a new call: new peer connections, as a new call
+/// in a browser tab) and waits until each is ready to join.
+pub async fn reload_peer_pages(browsers: &[&Chromium]) -> Result<()> {
+    for browser in browsers {
+        browser
+            .eval("setTimeout(() => location.reload(), 0); true")
+            .await?;
+    }
+    for browser in browsers {
+        browser
+            .wait_until(
+                "document.readyState === 'complete' && window.peer && !peer.state.pc",
+                std::time::Duration::from_secs(20),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 impl Drop for PeerPage {
