@@ -62,6 +62,9 @@ pub struct CallConfig {
     /// Privacy: media only through the TURN relay, so the other side never learns this
     /// machine's IP addresses (as Signal's "always relay calls"). Needs TURN on the server.
     pub relay_only: bool,
+    /// CA certificates (PEM) trusted for TURN over TLS besides the system's (a private
+    /// deployment's own CA).
+    pub turn_ca_pem: Option<String>,
 }
 
 /// What the call reports.
@@ -82,6 +85,9 @@ pub enum CallEvent {
     Reconnecting,
     /// Media flows again after [`CallEvent::Reconnecting`].
     Reconnected,
+    /// This machine's network changed (an address came or went): ICE restarts to find the
+    /// path over it ([`CallEvent::IceRestarted`] follows).
+    NetworkChanged,
     /// The newest decoded remote video frame. Latest-frame-wins: a reader that falls behind
     /// gets the newest frame, never a queue of old ones ([`CallStats::frames_skipped`]).
     RemoteVideo(VideoFrame),
@@ -153,7 +159,7 @@ pub enum CallEvent {
         ufrag: String,
     },
     /// Once a second while connected.
-    Stats(CallStats),
+    Stats(Box<CallStats>),
     /// Something went wrong that the call survives.
     Warning(String),
     /// Something went wrong that keeps media from flowing until it is fixed (the call stays
@@ -412,6 +418,8 @@ struct MediaCounters {
     send_size: AtomicU64,
     /// The audio sent comes from a microphone (and through the canceller).
     microphone: AtomicBool,
+    /// The loss (%) the Opus encoder sizes its in-band FEC for ([`crate::rate::audio_fec_loss`]).
+    audio_fec_loss_pct: std::sync::atomic::AtomicU8,
 }
 
 fn codec_code(codec: Option<VideoCodec>) -> u8 {
@@ -433,8 +441,13 @@ fn codec_from_code(code: u8) -> Option<VideoCodec> {
 pub struct CallStats {
     /// Round-trip time, ms.
     pub rtt_ms: Option<f64>,
-    /// Inbound RTP packets lost in this second, percent.
+    /// Inbound RTP packets lost in this second, percent: the loss left after repairs
+    /// (a packet a retransmission restored counts as received).
     pub loss_pct: f64,
+    /// Our packets lost on the way to the other side, percent, before any repair: over the
+    /// last second from its transport-wide feedback, else from its last receiver report
+    /// (`None` before either arrives).
+    pub send_loss_pct: Option<f64>,
     /// Inbound interarrival jitter, ms.
     pub jitter_ms: f64,
     /// Everything sent (media, RTCP, data), kbit/s.
@@ -484,6 +497,15 @@ pub struct CallStats {
     /// What the congestion controller lets us send now (all media), kbit/s (as of the
     /// previous second).
     pub bandwidth_estimate_kbps: f64,
+    /// The queue on the path towards the other side, ms, read from its transport-wide
+    /// feedback (`None` when it sends none: the rate then follows its receiver reports).
+    pub send_queue_ms: Option<f64>,
+    /// Times the send rate was cut for a queue building on the path, so far.
+    pub rate_cuts_delay: u64,
+    /// Times the send rate was cut for loss, so far.
+    pub rate_cuts_loss: u64,
+    /// The loss (%) our Opus encoder sizes its in-band FEC for, following the far side's.
+    pub audio_fec_loss_pct: u8,
     /// The video bitrate the encoder is set to, kbit/s.
     pub video_target_kbps: u32,
     /// The size we encode at (the resolution ladder's rung).
@@ -493,6 +515,10 @@ pub struct CallStats {
     /// Retransmissions asked for but not sent so far, because they were over the share of
     /// the rate retransmissions may take.
     pub retransmissions_dropped: u64,
+    /// Retransmissions sent on the RTX stream (RFC 4588) so far.
+    pub rtx_sent: u64,
+    /// Retransmissions received on the RTX stream so far.
+    pub rtx_received: u64,
     /// The network-quality indicator for this second (good / fair / poor, and why).
     pub quality: Option<crate::quality::NetworkQuality>,
     /// How much echo the canceller removes (its own estimate, dB), while it runs on a
@@ -787,7 +813,11 @@ fn start_media(
         let counters = Arc::clone(&counters);
         let mut source: Box<dyn AudioSource> = audio_source;
         let mut microphone = microphone_open;
-        let mut opus = OpusEncoder::new(OpusConfig::default()).map_err(|e| e.to_string())?;
+        let opus_config = OpusConfig::default();
+        counters
+            .audio_fec_loss_pct
+            .store(opus_config.expected_loss_pct, Ordering::Relaxed);
+        let mut opus = OpusEncoder::new(opus_config).map_err(|e| e.to_string())?;
         std::thread::Builder::new()
             .name("confer-audio-send".into())
             .spawn(move || {
@@ -821,6 +851,10 @@ fn start_media(
                         pcm.extend_from_slice(&frame);
                     }
                     if pcm.len() == 2 * FRAME_10MS {
+                        let loss = counters.audio_fec_loss_pct.load(Ordering::Relaxed);
+                        if loss != opus.config().expected_loss_pct {
+                            let _ = opus.set_expected_loss_pct(loss);
+                        }
                         if let Ok(packet) = opus.encode(&pcm)
                             && opus_tx.blocking_send(Bytes::from(packet.data)).is_err()
                         {
@@ -855,7 +889,6 @@ fn start_media(
             .spawn(move || {
                 let mut last_frame: Option<Instant> = None;
                 let mut frozen = false;
-                let mut last_request: Option<Instant> = None;
                 // Decoded frames wait here until their time to be shown (crate::render).
                 let mut clock = RenderClock::new(MAX_PLAYOUT_DELAY);
                 let mut due: std::collections::VecDeque<(Instant, VideoFrame)> =
@@ -927,15 +960,11 @@ fn start_media(
                         }
                         Ok(None) => {}
                         // A frame that does not decode (its reference was lost, or the first
-                        // keyframe went by before we listened): ask for a keyframe, at most
-                        // every 250 ms, and wait for it.
+                        // keyframe went by before we listened): ask for a keyframe (the peer
+                        // limits how often one is asked for) and wait for it.
                         Err(_) => {
                             counters.decode_errors.fetch_add(1, Ordering::Relaxed);
-                            if last_request.is_none_or(|t| t.elapsed() > Duration::from_millis(250))
-                            {
-                                last_request = Some(Instant::now());
-                                let _ = keyframe_needed.send(());
-                            }
+                            let _ = keyframe_needed.send(());
                         }
                     }
                 }
@@ -1016,8 +1045,13 @@ fn start_media(
 }
 
 /// Why gathering found nothing, as precisely as can be told: webrtc-rs does not report the
-/// TURN server's error, but the REST credentials carry their expiry (`<unix time>:<peer>`).
-fn no_candidates_reason(ice_servers: &[confer_protocol::IceServer], relay_only: bool) -> String {
+/// TURN server's error, but the REST credentials carry their expiry (`<unix time>:<peer>`), and
+/// the bridges to TURN over TCP/TLS say why they could not connect (`bridge_errors`).
+fn no_candidates_reason(
+    ice_servers: &[confer_protocol::IceServer],
+    relay_only: bool,
+    bridge_errors: &[String],
+) -> String {
     if !relay_only {
         return "no network path: not a single ICE candidate could be gathered".into();
     }
@@ -1033,23 +1067,44 @@ fn no_candidates_reason(ice_servers: &[confer_protocol::IceServer], relay_only: 
         .map_or(0, |d| d.as_secs());
     let expired = turn.iter().find_map(|s| {
         let expiry: u64 = s.username.as_deref()?.split(':').next()?.parse().ok()?;
-        (expiry < now).then_some(now - expiry)
+        (expiry < now).then(|| now - expiry)
     });
-    match expired {
-        Some(ago) => format!(
+    let over_stream = turn
+        .iter()
+        .flat_map(|s| &s.urls)
+        .any(|u| crate::turn_tcp::StreamServer::parse(u).is_some());
+    match (expired, bridge_errors.first()) {
+        (Some(ago), _) => format!(
             "relay-only: the TURN credentials expired {ago} s ago, so the relay refused them; \
              rejoin to get fresh ones (the call cannot connect without the relay)"
         ),
-        None => "relay-only: the TURN server gave no relay address (it refused the \
-                 credentials, or cannot be reached over UDP); the call cannot connect"
+        (None, Some(bridge)) => format!(
+            "relay-only: the TURN relay cannot be reached ({bridge}); the call cannot connect"
+        ),
+        (None, None) if over_stream => "relay-only: the TURN server gave no relay address \
+             over UDP, TCP or TLS (it refused the credentials, or cannot be reached); the call \
+             cannot connect"
+            .into(),
+        (None, None) => "relay-only: the TURN server gave no relay address: it refused the \
+             credentials, or UDP to it is blocked on this network (a server that also offers \
+             TURN over TLS on port 443, a `turns:` URL, gets through such networks); the call \
+             cannot connect"
             .into(),
     }
 }
 
+/// How often this machine's addresses are checked for a network change.
+const NETWORK_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long the answerer waits, after its network changed, for the offerer's own restart.
+const ANSWERER_RESTART_DELAY: Duration = Duration::from_millis(1500);
+
 /// How long the path may stay lost before the offerer restarts ICE, and how often it tries
 /// again while the path stays lost.
 const ICE_RESTART_AFTER: Duration = Duration::from_secs(2);
-const ICE_RESTART_EVERY: Duration = Duration::from_secs(4);
+// Just over a generation's connectivity checks (28 × 50 ms): checks run almost without a
+// break while the path is lost, so media is back within about this long of it returning
+// (the matrix benchmark measured 2.2 s after a 5 s cut with 4 s between restarts).
+const ICE_RESTART_EVERY: Duration = Duration::from_millis(1500);
 
 /// Restarts ICE: new credentials, a new offer through signaling.
 async fn restart_ice(
@@ -1158,6 +1213,10 @@ fn stats(
             } else {
                 0.0
             },
+            send_loss_pct: net
+                .transport_loss
+                .or(net.remote_fraction_lost)
+                .map(|f| 100.0 * f),
             jitter_ms: net.jitter_ms,
             send_kbps: (net.bytes_sent.saturating_sub(prev.net.bytes_sent)) as f64 * 8.0
                 / 1e3
@@ -1185,10 +1244,16 @@ fn stats(
             audio_late: audio.late,
             audio_buffer_ms,
             bandwidth_estimate_kbps: media.bandwidth.load(Ordering::Relaxed) as f64 / 1e3,
+            send_queue_ms: net.send_queue_ms,
+            rate_cuts_delay: net.delay_cuts,
+            rate_cuts_loss: net.loss_cuts,
+            audio_fec_loss_pct: media.counters.audio_fec_loss_pct.load(Ordering::Relaxed),
             video_target_kbps: load(&counters.send_kbps_target) as u32,
             sent_width: (load(&counters.send_size) >> 32) as u32,
             sent_height: load(&counters.send_size) as u32,
             retransmissions_dropped: net.retransmissions_dropped,
+            rtx_sent: net.rtx_sent,
+            rtx_received: net.rtx_received,
             quality: None, // assessed from the rest, below
             echo_erle_db: counters
                 .microphone
@@ -1234,6 +1299,13 @@ async fn run(
     let (peer_tx, mut peer_rx) = mpsc::unbounded_channel();
     let mut ice_servers = Vec::new();
     let mut peer: Option<Arc<Peer>> = None;
+    let peer_settings = crate::peer::PeerSettings {
+        bind_ip: config.bind_ip,
+        prefer: config.video_codec,
+        relay_only: config.relay_only,
+        max_kbps: config.video_kbps + crate::rate::AUDIO_RESERVE_KBPS,
+        turn_ca_pem: config.turn_ca_pem.clone(),
+    };
     let mut media: Option<Media> = None;
     let epoch = Instant::now();
     // Chat waiting for the data channel.
@@ -1252,6 +1324,14 @@ async fn run(
     let mut peer_camera = true;
     let mut reconnecting = false;
     let mut next_restart: Option<tokio::time::Instant> = None;
+    // This machine's network, to restart ICE when it changes (crate::netwatch). The offerer
+    // restarts at once; the answerer a moment later, unless the offerer's restart (its network
+    // changed as well: two calls on one machine) has arrived by then, so they do not collide.
+    let mut addresses = crate::netwatch::usable_addresses();
+    let mut network_tick = tokio::time::interval(NETWORK_CHECK_EVERY);
+    network_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut network_restart: Option<(tokio::time::Instant, Instant)> = None;
+    let mut remote_restart_at: Option<Instant> = None;
     let ended = loop {
         let restart_at =
             next_restart.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -1259,6 +1339,26 @@ async fn run(
             () = tokio::time::sleep_until(restart_at), if next_restart.is_some() => {
                 next_restart = Some(tokio::time::Instant::now() + ICE_RESTART_EVERY);
                 restart_ice(peer.as_deref(), &mut signaling, &events).await;
+            }
+            _ = network_tick.tick() => {
+                let now = crate::netwatch::usable_addresses();
+                if now != addresses {
+                    addresses = now;
+                    if media.is_some() {
+                        let _ = events.send(CallEvent::NetworkChanged);
+                        if we_offered {
+                            restart_ice(peer.as_deref(), &mut signaling, &events).await;
+                        } else {
+                            network_restart = Some((tokio::time::Instant::now() + ANSWERER_RESTART_DELAY, Instant::now()));
+                        }
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(network_restart.map_or(restart_at, |(at, _)| at)), if network_restart.is_some() => {
+                let (_, noticed) = network_restart.take().expect("scheduled");
+                if remote_restart_at.is_none_or(|at| at < noticed) {
+                    restart_ice(peer.as_deref(), &mut signaling, &events).await;
+                }
             }
             event = signaling.next_event() => {
                 let Some(event) = event else { break "signaling closed".to_owned() };
@@ -1271,10 +1371,12 @@ async fn run(
                     SignalEvent::CallReady { .. } if media.is_some() => {}
                     SignalEvent::CallReady { initiator, .. } => {
                         media = None;
+                        // A new call's counters start from zero.
+                        previous = Previous::default();
                         if let Some(old) = peer.take() {
                             let _ = old.close().await;
                         }
-                        match Peer::new(&ice_servers, config.bind_ip, config.video_codec, config.relay_only, peer_tx.clone()).await {
+                        match Peer::new(&ice_servers, &peer_settings, peer_tx.clone()).await {
                             Ok(p) => {
                                 let p = Arc::new(p);
                                 data_open = false;
@@ -1305,6 +1407,7 @@ async fn run(
                                 // other side restarted ICE, and so did we in answering.
                                 let after = p.local_ufrag().await;
                                 if media.is_some() && before.is_some() && after != before {
+                                    remote_restart_at = Some(Instant::now());
                                     let ufrag = after.unwrap_or_default();
                                     let _ = events.send(CallEvent::IceRestarted { ufrag });
                                 }
@@ -1315,6 +1418,7 @@ async fn run(
                     }
                     SignalEvent::PeerLeft { .. } => {
                         media = None;
+                        previous = Previous::default();
                         if let Some(old) = peer.take() {
                             let _ = old.close().await;
                         }
@@ -1332,7 +1436,8 @@ async fn run(
                 match event {
                     PeerEvent::Candidate(c) => signaling.signal(c.to_payload()),
                     PeerEvent::NoCandidates => {
-                        let why = no_candidates_reason(&ice_servers, config.relay_only);
+                        let bridges = peer.as_ref().map(|p| p.turn_bridge_errors()).unwrap_or_default();
+                        let why = no_candidates_reason(&ice_servers, config.relay_only, &bridges);
                         let _ = events.send(CallEvent::Error(why));
                     }
                     PeerEvent::State(state) => {
@@ -1493,11 +1598,25 @@ async fn run(
                 if let (Some(p), Some(m)) = (&peer, &mut media) {
                     let net = p.network_stats().await;
                     let remote_loss = net.remote_fraction_lost;
+                    // The far side reports per packet (transport-wide feedback) while
+                    // `transport_loss` is there.
+                    let transport_loss = net.transport_loss;
+                    // Opus's in-band FEC, sized to the loss the far side sees (transport-wide
+                    // when it reports per packet, else its receiver reports).
+                    let seen = transport_loss.unwrap_or(0.0).max(remote_loss.unwrap_or(0.0));
+                    let fec = &m.counters.audio_fec_loss_pct;
+                    fec.store(crate::rate::audio_fec_loss(fec.load(Ordering::Relaxed), seen), Ordering::Relaxed);
                     if let Some(s) = stats(net, m, &mut previous, peer_camera) {
-                        // The congestion controller, once a second; the video sender follows.
-                        let allowed = m.controller.update(remote_loss, s.rtt_ms, s.send_kbps);
-                        m.bandwidth.store((allowed * 1000.0) as u64, Ordering::Relaxed);
-                        let _ = events.send(CallEvent::Stats(s));
+                        // That feedback drives the rate as it arrives (crate::estimate); without
+                        // it, the receiver-report controller decides once a second. The video
+                        // sender follows either.
+                        if transport_loss.is_some() {
+                            m.controller.set_rate(m.bandwidth.load(Ordering::Relaxed) as f64 / 1e3);
+                        } else {
+                            let allowed = m.controller.update(remote_loss, s.rtt_ms, s.send_kbps);
+                            m.bandwidth.store((allowed * 1000.0) as u64, Ordering::Relaxed);
+                        }
+                        let _ = events.send(CallEvent::Stats(Box::new(s)));
                     }
                 } else {
                     previous = Previous::default();

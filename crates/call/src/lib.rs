@@ -9,12 +9,16 @@
 
 pub mod assembler;
 pub mod call;
+pub mod estimate;
 pub mod link;
+pub mod netwatch;
 pub mod peer;
 pub mod quality;
 pub mod rate;
 pub mod render;
 pub mod rooms;
+pub mod rtx;
 pub mod sas;
 pub mod signaling;
 pub mod transfer;
+pub mod turn_tcp;

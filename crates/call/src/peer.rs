@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
 };
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -35,13 +35,13 @@ use webrtc::peer_connection::{
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
     RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     RTCSessionDescription, Registry, SettingEngineBuilder, configure_rtcp_reports,
-    configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    configure_simulcast_extension_headers, configure_twcc,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
 use rtc::interceptor::{
-    Attribute, Interceptor, NackGeneratorBuilder, NackResponderBuilder, Packet, Slot, StreamInfo,
-    TaggedPacket,
+    Attribute, CongestionControlBuilder, Interceptor, NackGeneratorBuilder, NackResponderBuilder,
+    Packet, Slot, StreamInfo, TaggedPacket,
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::sansio::Protocol;
@@ -63,6 +63,9 @@ pub enum PeerError {
     /// A signal payload that is not ours.
     #[error("bad signal payload: {0}")]
     Payload(String),
+    /// A TURN server over TCP or TLS that cannot be set up (its CA certificates, say).
+    #[error("TURN over TCP/TLS: {0}")]
+    TurnBridge(#[from] std::io::Error),
 }
 
 type Result<T> = std::result::Result<T, PeerError>;
@@ -139,15 +142,50 @@ pub enum PeerEvent {
 
 struct Handler {
     events: mpsc::UnboundedSender<PeerEvent>,
-    /// Local candidates gathered (in this ICE generation).
-    gathered: std::sync::atomic::AtomicU32,
+    /// Candidates gathered in this ICE generation, and whether finding none was reported.
+    gathering: Arc<Gathering>,
     /// Relay-only: candidates leave without their related address.
     relay_only: bool,
     data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
     remote_video: RemoteVideo,
     payload_types: PayloadTypes,
     rtt: Rtt,
+    keyframe_requests: Arc<KeyframeRequestLimit>,
 }
+
+#[derive(Debug, Default)]
+struct Gathering {
+    gathered: std::sync::atomic::AtomicU32,
+    generation: std::sync::atomic::AtomicU32,
+    reported: AtomicBool,
+}
+
+impl Gathering {
+    /// Relay-only: reports [`PeerEvent::NoCandidates`] if `generation` has gathered nothing
+    /// after [`RELAY_PATIENCE`].
+    fn watch(self: &Arc<Self>, generation: u32, events: mpsc::UnboundedSender<PeerEvent>) {
+        let g = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(RELAY_PATIENCE).await;
+            if g.generation.load(Ordering::Acquire) == generation {
+                g.report_if_none(&events);
+            }
+        });
+    }
+
+    /// Reports [`PeerEvent::NoCandidates`] once per generation, if none was gathered.
+    fn report_if_none(&self, events: &mpsc::UnboundedSender<PeerEvent>) {
+        if self.gathered.load(Ordering::Relaxed) == 0 && !self.reported.swap(true, Ordering::AcqRel)
+        {
+            let _ = events.send(PeerEvent::NoCandidates);
+        }
+    }
+}
+
+/// In relay-only mode, how long gathering may go without a relay candidate before the user is
+/// told why there is none. A TURN allocation takes a round trip or two; webrtc-rs itself only
+/// gives up on an unanswered server (UDP blocked, say) after its retransmissions, about 40 s.
+pub const RELAY_PATIENCE: Duration = Duration::from_secs(8);
 
 /// The last round-trip time measured, µs (0: none yet); the assembler sizes its wait by it.
 type Rtt = Arc<std::sync::atomic::AtomicU32>;
@@ -193,6 +231,16 @@ pub fn video_payload_types(sdp: &str) -> Vec<(u8, VideoCodec)> {
             }
             Some((pt.parse().ok()?, codec))
         })
+        .collect()
+}
+
+/// [`video_payload_types`] of the remote description that the local one also lists (both
+/// sides of a session use the offer's numbers).
+pub fn negotiated_payload_types(remote: &str, local: &str) -> Vec<(u8, VideoCodec)> {
+    let ours = video_payload_types(local);
+    video_payload_types(remote)
+        .into_iter()
+        .filter(|pair| ours.contains(pair))
         .collect()
 }
 
@@ -304,16 +352,22 @@ impl KeyframeFlag {
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         match state {
-            RTCIceGatheringState::Gathering => self.gathered.store(0, Ordering::Relaxed),
-            RTCIceGatheringState::Complete if self.gathered.load(Ordering::Relaxed) == 0 => {
-                let _ = self.events.send(PeerEvent::NoCandidates);
+            RTCIceGatheringState::Gathering => {
+                let g = &self.gathering;
+                g.gathered.store(0, Ordering::Relaxed);
+                g.reported.store(false, Ordering::Relaxed);
+                let generation = g.generation.fetch_add(1, Ordering::AcqRel) + 1;
+                if self.relay_only {
+                    g.watch(generation, self.events.clone());
+                }
             }
+            RTCIceGatheringState::Complete => self.gathering.report_if_none(&self.events),
             _ => {}
         }
     }
 
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        self.gathered.fetch_add(1, Ordering::Relaxed);
+        self.gathering.gathered.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut candidate) = event.candidate.to_json() {
             if self.relay_only {
                 candidate.candidate = without_related_address(&candidate.candidate);
@@ -347,6 +401,7 @@ impl PeerConnectionEventHandler for Handler {
             events,
             Arc::clone(&self.payload_types),
             Arc::clone(&self.rtt),
+            Arc::clone(&self.keyframe_requests),
         ));
     }
 }
@@ -367,6 +422,7 @@ async fn receive(
     events: mpsc::UnboundedSender<PeerEvent>,
     payload_types: PayloadTypes,
     rtt: Rtt,
+    keyframe_requests: Arc<KeyframeRequestLimit>,
 ) {
     let kind = track.kind().await;
     let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
@@ -375,7 +431,6 @@ async fn receive(
         let track = Arc::clone(&track);
         async move {
             let mut assembler = FrameAssembler::new(VideoCodec::Vp8);
-            let mut last_pli: Option<Instant> = None;
             while let Some(packet) = rx.recv().await {
                 let packet: rtc::rtp::Packet = packet;
                 if kind == RtpCodecKind::Audio {
@@ -401,10 +456,7 @@ async fn receive(
                 for frame in assembler.push(&packet) {
                     // Lost packets: the decoder's reference is gone; ask for a keyframe (once per
                     // KEYFRAME_INTERVAL: the first answer repairs every loss before it).
-                    if frame.lost_before > 0
-                        && last_pli.is_none_or(|t: Instant| t.elapsed() >= KEYFRAME_INTERVAL)
-                    {
-                        last_pli = Some(Instant::now());
+                    if frame.lost_before > 0 && keyframe_requests.allow(Instant::now()) {
                         send_pli(&*track, ssrc).await;
                     }
                     let _ = events.send(PeerEvent::Video {
@@ -455,6 +507,20 @@ pub struct NetworkStats {
     /// Retransmissions not sent so far because they were over budget
     /// ([`crate::rate::RetransmissionBudget`]).
     pub retransmissions_dropped: u64,
+    /// Retransmissions sent on the RTX stream so far.
+    pub rtx_sent: u64,
+    /// Retransmissions received on the RTX stream so far.
+    pub rtx_received: u64,
+    /// The queue on the path towards the other side, ms, from its transport-wide feedback
+    /// (`None` while it sends none).
+    pub send_queue_ms: Option<f64>,
+    /// The fraction (0..1) of our packets lost over the last second, from that feedback
+    /// (`None` while it sends none).
+    pub transport_loss: Option<f64>,
+    /// Times the send rate was cut for queueing so far.
+    pub delay_cuts: u64,
+    /// Times the send rate was cut for loss so far.
+    pub loss_cuts: u64,
 }
 
 /// The outgoing audio track with its negotiated payload type.
@@ -510,6 +576,24 @@ fn without_related_address(line: &str) -> String {
 /// on request: a keyframe is many times the size of a frame, and on a congested path a stream
 /// of them is what keeps the queue full.
 pub const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The one limit on the keyframe requests we send, whatever the reason (packets lost for good
+/// in the assembler, a frame the decoder refused): at most one per [`KEYFRAME_INTERVAL`], as
+/// the first answer repairs every loss before it.
+#[derive(Debug, Default)]
+struct KeyframeRequestLimit(std::sync::Mutex<Option<Instant>>);
+
+impl KeyframeRequestLimit {
+    /// Whether a request may go now (and, if so, counts it as sent).
+    fn allow(&self, now: Instant) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
 
 /// How often missing packets are asked for again (NACK). webrtc-rs's 100 ms would put the
 /// first request up to 100 ms after the gap, and the repair past the assembler's wait.
@@ -588,14 +672,24 @@ pub struct Peer {
     pc: Arc<dyn PeerConnection>,
     remote_video: RemoteVideo,
     payload_types: PayloadTypes,
+    /// The remote description's RTX payload types.
+    rtx_types: crate::rtx::RtxTypes,
+    /// What RTX did.
+    rtx: Arc<crate::rtx::RtxCounters>,
     data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
     keyframes: Arc<KeyframeFlag>,
     video: VideoOut,
     audio: Outgoing,
     /// The last round-trip time, for the assembler.
     rtt: Rtt,
+    /// The keyframe requests we send, limited.
+    keyframe_requests: Arc<KeyframeRequestLimit>,
     /// The send rate the congestion controller allows, bit/s.
     bandwidth: Arc<std::sync::atomic::AtomicU64>,
+    /// What the feedback estimator last knew.
+    estimate: Arc<std::sync::Mutex<crate::estimate::Snapshot>>,
+    /// Local bridges to TURN servers over TCP or TLS; they close with the peer.
+    turn_bridges: Vec<crate::turn_tcp::Bridge>,
     /// Retransmissions not sent for want of budget.
     retransmissions_dropped: Arc<std::sync::atomic::AtomicU64>,
     /// Candidates that arrived before the remote description.
@@ -653,6 +747,22 @@ fn video_codec(codec: VideoCodec) -> RTCRtpCodecParameters {
             ],
         },
         payload_type,
+    }
+}
+
+/// The RTX format (RFC 4588) that carries `codec`'s retransmissions: the codec's payload type
+/// plus one, as browsers number them.
+fn rtx_codec(codec: VideoCodec) -> RTCRtpCodecParameters {
+    let media = video_codec(codec).payload_type;
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_RTX.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: format!("apt={media}"),
+            rtcp_feedback: Vec::new(),
+        },
+        payload_type: media + 1,
     }
 }
 
@@ -745,22 +855,48 @@ async fn video_out(
     })
 }
 
+/// How a peer connection is set up.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    /// Where ICE candidates are gathered (loopback in tests: binding 0.0.0.0 skips loopback
+    /// candidates).
+    pub bind_ip: std::net::IpAddr,
+    /// The video codec offered first.
+    pub prefer: VideoCodec,
+    /// Only TURN relay candidates are gathered and offered, so the other side never learns
+    /// this machine's addresses.
+    pub relay_only: bool,
+    /// The most the call may send, all media, kbit/s.
+    pub max_kbps: u32,
+    /// CA certificates (PEM) trusted for TURN over TLS besides the system's.
+    pub turn_ca_pem: Option<String>,
+}
+
 impl Peer {
-    /// A peer connection using `ice_servers` (from `welcome`), bound to `bind_ip` (loopback in
-    /// tests: binding 0.0.0.0 skips loopback candidates), offering `prefer` first among the
-    /// video codecs; with `relay_only`, only TURN relay candidates are gathered and offered,
-    /// so the other side never learns this machine's addresses. Events go to `events`.
+    /// A peer connection using `ice_servers` (from `welcome`; TURN over TCP or TLS goes
+    /// through a local bridge, [`crate::turn_tcp`]), set up as `settings` says. Events go to
+    /// `events`.
     pub async fn new(
         ice_servers: &[IceServer],
-        bind_ip: std::net::IpAddr,
-        prefer: VideoCodec,
-        relay_only: bool,
+        settings: &PeerSettings,
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Self> {
+        let PeerSettings {
+            bind_ip,
+            prefer,
+            relay_only,
+            max_kbps,
+            ..
+        } = *settings;
+        let (ice_servers, turn_bridges) =
+            crate::turn_tcp::bridge_servers(ice_servers, settings.turn_ca_pem.as_deref()).await?;
         let data = Arc::new(Mutex::new(None));
         let remote_video: RemoteVideo = Arc::new(Mutex::new(None));
         let rtt = Rtt::default();
+        let keyframe_requests = Arc::new(KeyframeRequestLimit::default());
         let payload_types = PayloadTypes::default();
+        let rtx_types = crate::rtx::RtxTypes::default();
+        let rtx = Arc::new(crate::rtx::RtxCounters::default());
         let mut media = MediaEngine::default();
         let order = match prefer {
             VideoCodec::Vp8 => [VideoCodec::Vp8, VideoCodec::H264],
@@ -769,6 +905,9 @@ impl Peer {
         for codec in order {
             media.register_codec(video_codec(codec), RtpCodecKind::Video)?;
         }
+        for codec in order {
+            media.register_codec(rtx_codec(codec), RtpCodecKind::Video)?;
+        }
         media.register_codec(audio_codec(), RtpCodecKind::Audio)?;
         // webrtc-rs's default chain, but NACKs go out every 20 ms (not 100) and at most twice
         // per packet: a lost packet is asked for within 20 ms of the gap showing, so its
@@ -776,31 +915,49 @@ impl Peer {
         // ([`repair_wait`]); the second request covers a lost retransmission without a NACK
         // storm (each request costs a retransmission).
         configure_simulcast_extension_headers(&mut media)?;
-        // The send rate is set by our own loss/delay controller (crate::rate), which the
-        // video sender reads here; it starts at the most we may send. Transport-wide feedback
-        // is still reported, for a browser's estimator on the other side.
+        // The send rate (read by the video sender through `bandwidth`) is set by our own
+        // estimator from the far side's transport-wide feedback (crate::estimate), wire-most so
+        // it sees every packet that leaves, retransmissions included; with no feedback, by the
+        // receiver-report controller (crate::rate). Both ways: we number what we send and
+        // report what we receive, for the far side's estimator (ours or a browser's).
         let bandwidth = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let estimate = Arc::new(std::sync::Mutex::new(crate::estimate::Snapshot::default()));
         let retransmissions_dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let registry =
-            configure_rtcp_reports(configure_twcc_receiver_only(Registry::new(), &mut media)?)
-                .with(Slot::NackResponder, NackResponderBuilder::new().build())
-                .with(
-                    Slot::NackGenerator,
-                    NackGeneratorBuilder::new()
-                        .with_interval(NACK_INTERVAL)
-                        .with_max_nacks_per_packet(2)
-                        .build(),
-                )
-                .with(Slot::from(14_000), KeyframeRequests::default())
-                // Between the pacer's place (3,000) and the NACK responder (4,000): it sees the
-                // responder's retransmissions on their way to the wire.
-                .with(
-                    Slot::from(3_500),
-                    crate::rate::RetransmissionBudget::new(
-                        Arc::clone(&bandwidth),
-                        Arc::clone(&retransmissions_dropped),
-                    ),
-                );
+        let estimator = crate::estimate::QueueEstimator::new(
+            Arc::clone(&bandwidth),
+            Arc::clone(&estimate),
+            f64::from(crate::rate::AUDIO_RESERVE_KBPS + crate::rate::MIN_VIDEO_KBPS) * 1e3,
+            f64::from(max_kbps) * 1e3,
+        );
+        let registry = configure_rtcp_reports(configure_twcc(Registry::new(), &mut media)?)
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(estimator).build(),
+            )
+            .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(
+                Slot::NackGenerator,
+                NackGeneratorBuilder::new()
+                    .with_interval(NACK_INTERVAL)
+                    .with_max_nacks_per_packet(2)
+                    .build(),
+            )
+            .with(Slot::from(14_000), KeyframeRequests::default())
+            // Below the NACK responder, so it sees its RTX packets on the way out; below the
+            // NACK generator, so the generator sees repaired packets arrive.
+            .with(
+                Slot::from(3_600),
+                crate::rtx::Rtx::new(Arc::clone(&rtx_types), Arc::clone(&rtx)),
+            )
+            // Between the pacer's place (3,000) and the NACK responder (4,000): it sees the
+            // responder's retransmissions on their way to the wire.
+            .with(
+                Slot::from(3_500),
+                crate::rate::RetransmissionBudget::new(
+                    Arc::clone(&bandwidth),
+                    Arc::clone(&retransmissions_dropped),
+                ),
+            );
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(
                 ice_servers
@@ -818,6 +975,12 @@ impl Peer {
                 RTCIceTransportPolicy::All
             })
             .build();
+        // The first generation's gathering starts with the first description; webrtc-rs does
+        // not always say so (no `Gathering` state change), so relay-only watches from here.
+        let gathering = Arc::new(Gathering::default());
+        if relay_only {
+            gathering.watch(0, events.clone());
+        }
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
             .with_setting_engine(
@@ -837,12 +1000,13 @@ impl Peer {
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Handler {
                 events: events.clone(),
-                gathered: Default::default(),
+                gathering: Arc::clone(&gathering),
                 relay_only,
                 data: Arc::clone(&data),
                 remote_video: Arc::clone(&remote_video),
                 payload_types: Arc::clone(&payload_types),
                 rtt: Arc::clone(&rtt),
+                keyframe_requests: Arc::clone(&keyframe_requests),
             }))
             .with_udp_addrs(vec![format!("{bind_ip}:0")])
             .build()
@@ -867,13 +1031,18 @@ impl Peer {
             pc,
             remote_video,
             payload_types,
+            rtx_types,
+            rtx,
             data,
             keyframes,
             video,
             audio,
             rtt,
+            keyframe_requests,
             bandwidth,
+            estimate,
             retransmissions_dropped,
+            turn_bridges,
             early: Mutex::new(Vec::new()),
         })
     }
@@ -890,7 +1059,11 @@ impl Peer {
     }
 
     /// Asks the far side for a keyframe (PLI): our decoder cannot go on without one.
+    /// At most one request per [`KEYFRAME_INTERVAL`], shared with the requests sent on loss.
     pub async fn request_keyframe(&self) {
+        if !self.keyframe_requests.allow(Instant::now()) {
+            return;
+        }
         let remote = self.remote_video.lock().await.clone();
         if let Some((track, ssrc)) = remote {
             send_pli(&*track, ssrc).await;
@@ -923,18 +1096,19 @@ impl Peer {
                 self.pc
                     .set_remote_description(RTCSessionDescription::offer(sdp.clone())?)
                     .await?;
-                self.learn_payload_types(&sdp);
                 self.flush_candidates().await?;
                 let answer = self.pc.create_answer(None).await?;
-                let sdp = answer.sdp.clone();
+                let local = answer.sdp.clone();
                 self.pc.set_local_description(answer).await?;
-                Ok(Some(Signal::Answer { sdp }))
+                self.learn_payload_types(&sdp, &local);
+                Ok(Some(Signal::Answer { sdp: local }))
             }
             Signal::Answer { sdp } => {
                 self.pc
                     .set_remote_description(RTCSessionDescription::answer(sdp.clone())?)
                     .await?;
-                self.learn_payload_types(&sdp);
+                let local = self.pc.local_description().await.map(|d| d.sdp);
+                self.learn_payload_types(&sdp, local.as_deref().unwrap_or_default());
                 self.flush_candidates().await?;
                 Ok(None)
             }
@@ -949,11 +1123,21 @@ impl Peer {
         }
     }
 
-    fn learn_payload_types(&self, sdp: &str) {
+    /// The video and RTX payload types of the session: the remote description's, in its
+    /// order, that the local one also has. An offer may list several variants of a codec (a
+    /// browser offers four H.264 profiles, each twice), and the answer keeps one of them:
+    /// sending under another, however acceptable to us, would be dropped by the other side.
+    fn learn_payload_types(&self, remote: &str, local: &str) {
         *self
             .payload_types
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = video_payload_types(sdp);
+            .unwrap_or_else(|e| e.into_inner()) = negotiated_payload_types(remote, local);
+        let ours = crate::rtx::rtx_payload_types(local);
+        *self.rtx_types.write().unwrap_or_else(|e| e.into_inner()) =
+            crate::rtx::rtx_payload_types(remote)
+                .into_iter()
+                .filter(|pair| ours.contains(pair))
+                .collect();
     }
 
     /// The video codec we send, once negotiation has picked it.
@@ -1041,8 +1225,17 @@ impl Peer {
         let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
         let mut out = NetworkStats {
             retransmissions_dropped: self.retransmissions_dropped.load(Ordering::Relaxed),
+            rtx_sent: self.rtx.sent.load(Ordering::Relaxed),
+            rtx_received: self.rtx.received.load(Ordering::Relaxed),
             ..NetworkStats::default()
         };
+        let estimate = self.estimate();
+        if estimate.fresh(Instant::now()) {
+            out.send_queue_ms = Some(estimate.queue_ms);
+            out.transport_loss = Some(estimate.loss);
+        }
+        out.delay_cuts = estimate.delay_cuts;
+        out.loss_cuts = estimate.loss_cuts;
         let pair = report
             .candidate_pairs()
             .filter(|p| p.nominated)
@@ -1091,6 +1284,16 @@ impl Peer {
     /// controller, read by the video sender.
     pub fn bandwidth(&self) -> Arc<std::sync::atomic::AtomicU64> {
         Arc::clone(&self.bandwidth)
+    }
+
+    /// Why bridges to TURN over TCP/TLS could not connect, if any could not.
+    pub fn turn_bridge_errors(&self) -> Vec<String> {
+        self.turn_bridges.iter().filter_map(|b| b.error()).collect()
+    }
+
+    /// What the transport-wide feedback estimator last knew.
+    pub fn estimate(&self) -> crate::estimate::Snapshot {
+        *self.estimate.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn keyframes(&self) -> Arc<KeyframeFlag> {
@@ -1154,5 +1357,21 @@ a=rtpmap:98 VP9/90000\r
         let h264_first = CHROMIUM_OFFER.replace("SAVPF 96 97 103", "SAVPF 107 96 97 103");
         assert_eq!(video_payload_types(&h264_first)[0], (107, VideoCodec::H264));
         assert!(video_payload_types("v=0\r\nm=audio 9 RTP/AVP 0\r\n").is_empty());
+    }
+
+    /// Chromium offers H.264 42001f before 42e01f; our answer keeps 42e01f only, so that is
+    /// what we send and receive under (seen in the guest-page interop test).
+    #[test]
+    fn the_session_keeps_only_what_the_answer_kept() {
+        let offer = CHROMIUM_OFFER.replace(
+            "SAVPF 96 97 103 104 107 108 98",
+            "SAVPF 104 107 96 97 103 108 98",
+        );
+        let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 107 96\r\na=rtpmap:107 H264/90000\r\n\
+            a=fmtp:107 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+            a=rtpmap:96 VP8/90000\r\n";
+        let session = [(107, VideoCodec::H264), (96, VideoCodec::Vp8)];
+        assert_eq!(negotiated_payload_types(&offer, answer), session);
+        assert_eq!(video_payload_types(&offer)[0], (104, VideoCodec::H264));
     }
 }

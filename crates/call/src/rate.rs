@@ -76,6 +76,11 @@ impl Controller {
         self.rate_kbps
     }
 
+    /// Takes over from another controller's `rate_kbps` (within this one's bounds).
+    pub fn set_rate(&mut self, rate_kbps: f64) {
+        self.rate_kbps = rate_kbps.clamp(self.min_kbps, self.max_kbps);
+    }
+
     /// One second's news: the loss the other side reported (0..1), the round-trip time, and
     /// what we sent (kbit/s, all media). Returns the new rate.
     pub fn update(&mut self, loss: Option<f64>, rtt_ms: Option<f64>, sent_kbps: f64) -> f64 {
@@ -115,6 +120,16 @@ impl Controller {
         }
         self.rate_kbps
     }
+}
+
+/// The packet loss (%) Opus is told to expect, which sizes its in-band FEC (each packet
+/// carries a coarser copy of the one before, at a cost in bits that grows with the figure):
+/// the loss just seen (0..1) as soon as it rises, easing back by a quarter a second when it
+/// falls, and never below 2% so the first loss after a clean stretch can already be repaired.
+pub fn audio_fec_loss(previous_pct: u8, seen: f64) -> u8 {
+    let seen = (seen.clamp(0.0, 1.0) * 100.0).ceil() as u8;
+    let eased = (f64::from(previous_pct) * 0.75).floor() as u8;
+    seen.max(eased).clamp(2, 50)
 }
 
 /// Caps retransmissions at a share of the allowed rate. On a congested path every packet the
@@ -160,12 +175,17 @@ impl RetransmissionBudget {
     /// Whether a retransmission of `bytes` may go at `now`.
     fn spend(&mut self, bytes: usize, now: Instant) -> bool {
         let rate = self.allowed_bps.load(Ordering::Relaxed) as f64 / 8.0 * RETRANSMISSION_SHARE;
-        let elapsed = self
-            .last
-            .map_or(0.0, |l| now.saturating_duration_since(l).as_secs_f64());
+        // At most 200 ms of budget saved up, and that much to begin with: the first losses
+        // (often in the first keyframe, the largest frame of the call) are repaired too.
+        let most = rate * 0.2 + 1500.0;
+        self.tokens = match self.last {
+            None => most,
+            Some(l) => {
+                let elapsed = now.saturating_duration_since(l).as_secs_f64();
+                (self.tokens + rate * elapsed).min(most)
+            }
+        };
         self.last = Some(now);
-        // At most 200 ms of budget saved up.
-        self.tokens = (self.tokens + rate * elapsed).min(rate * 0.2 + 1500.0);
         if self.tokens >= bytes as f64 {
             self.tokens -= bytes as f64;
             true
@@ -316,6 +336,42 @@ fn fit(rung: Rung, source: (u32, u32)) -> Rung {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn opus_fec_follows_loss_up_at_once_and_down_slowly() {
+        // A clean path keeps the floor.
+        assert_eq!(audio_fec_loss(10, 0.0), 7);
+        assert_eq!(audio_fec_loss(2, 0.0), 2);
+        // 12.5% seen: 13 at once.
+        assert_eq!(audio_fec_loss(2, 0.125), 13);
+        // It eases back a quarter a second: 13, 9, 6, 4, 3, 2.
+        let mut pct = 13;
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            pct = audio_fec_loss(pct, 0.0);
+            seen.push(pct);
+        }
+        assert_eq!(seen, [9, 6, 4, 3, 2]);
+        // Heavy loss is capped where FEC stops paying for itself.
+        assert_eq!(audio_fec_loss(2, 0.9), 50);
+    }
+
+    /// 1 Mbit/s allowed: retransmissions get 31,250 bytes a second, 6,250 (+1,500) saved up
+    /// at most, and the first losses of the call are repaired from a full bucket.
+    #[test]
+    fn retransmissions_spend_a_quarter_of_the_rate_from_a_bucket_that_starts_full() {
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut budget =
+            RetransmissionBudget::new(Arc::new(AtomicU64::new(1_000_000)), Arc::clone(&dropped));
+        let t0 = Instant::now();
+        let sent = (0..10).filter(|_| budget.spend(1_200, t0)).count();
+        assert_eq!(sent, 6, "7,750 bytes at once: six packets of 1,200");
+        assert!(!budget.spend(1_200, t0 + Duration::from_millis(1)));
+        // 40 ms later: 1,250 bytes more, one packet.
+        assert!(budget.spend(1_200, t0 + Duration::from_millis(41)));
+        assert!(!budget.spend(1_200, t0 + Duration::from_millis(41)));
+    }
 
     fn rate(source: (u32, u32), max: u32) -> (SendRate, Arc<AtomicU64>) {
         let estimate = Arc::new(AtomicU64::new(0));

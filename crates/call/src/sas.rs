@@ -71,4 +71,11 @@ mod tests {
             "no fingerprint, no code"
         );
     }
+
+    /// The same vector is in the browser guest page's test (`ui/guest/sas.test.ts`): both
+    /// must read the same code from the same pair.
+    #[test]
+    fn the_code_matches_the_guest_page() {
+        assert_eq!(code("SHA-256 AA:BB:CC", "SHA-256 11:22:33"), "925 296");
+    }
 }

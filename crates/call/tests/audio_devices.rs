@@ -38,7 +38,7 @@ async fn host_side(call: &mut CallHandle, seconds: u64) -> Option<confer_call::c
     let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
     while let Ok(Some(event)) = tokio::time::timeout_at(end, call.next_event()).await {
         match event {
-            CallEvent::Stats(s) => last = Some(s),
+            CallEvent::Stats(s) => last = Some(*s),
             CallEvent::Warning(w) => eprintln!("host warning: {w}"),
             CallEvent::Ended(why) => panic!("ended: {why}"),
             _ => {}

@@ -34,7 +34,7 @@ async fn collect(call: &mut CallHandle, window: Duration) -> Received {
                 None => got.unmarked += 1,
             },
             CallEvent::RemoteAudio(samples) => bursts.push(&samples),
-            CallEvent::Stats(s) => got.stats.push(s),
+            CallEvent::Stats(s) => got.stats.push(*s),
             CallEvent::Ended(why) => panic!("ended: {why}"),
             _ => {}
         }

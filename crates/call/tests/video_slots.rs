@@ -36,7 +36,7 @@ async fn next_frame(call: &mut CallHandle, local: bool) -> (u32, f64) {
 async fn next_stats(call: &mut CallHandle) -> confer_call::call::CallStats {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), call.next_event()).await {
-            Ok(Some(CallEvent::Stats(s))) => return s,
+            Ok(Some(CallEvent::Stats(s))) => return *s,
             Ok(Some(CallEvent::Ended(why))) => panic!("ended: {why}"),
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => panic!("no stats within 5 s"),

@@ -173,32 +173,16 @@ struct Browsers {
 
 impl Browsers {
     async fn launch(page: &PeerPage) -> Self {
-        let url = page.url();
-        let (a, b) = tokio::join!(Chromium::launch(&url, &[]), Chromium::launch(&url, &[]));
-        Self {
-            a: a.expect("chromium"),
-            b: b.expect("chromium"),
-        }
+        let (a, b) = confer_browser::launch_pair(page).await.expect("chromium");
+        Self { a, b }
     }
 
     /// Reloads both pages (a new call, new peer connections) and joins `room`; returns the
     /// later of the two pages' join → first remote frame times, ms.
     async fn call(&self, handle: &ServerHandle, room: &str, options: &str) -> f64 {
-        for browser in [&self.a, &self.b] {
-            browser
-                .eval("setTimeout(() => location.reload(), 0); true")
-                .await
-                .expect("reload");
-        }
-        for browser in [&self.a, &self.b] {
-            browser
-                .wait_until(
-                    "document.readyState === 'complete' && window.peer && !peer.state.pc",
-                    Duration::from_secs(20),
-                )
-                .await
-                .expect("page reloaded");
-        }
+        confer_browser::reload_peer_pages(&[&self.a, &self.b])
+            .await
+            .expect("pages reloaded");
         let join = |role| {
             format!(
                 "peer.join({{url: {:?}, token: {:?}, {options}}})",

@@ -36,6 +36,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run and matched straight away: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Creates a room and prints the host's link and the guest's invite link.
@@ -77,6 +79,10 @@ enum Command {
         /// machine's IP addresses.
         #[arg(long)]
         relay_only: bool,
+        /// CA certificates (a PEM file) to trust for the server's TURN over TLS, besides the
+        /// system's.
+        #[arg(long, value_name = "PEM")]
+        turn_ca: Option<std::path::PathBuf>,
         /// Display name.
         #[arg(long)]
         name: Option<String>,
@@ -155,6 +161,7 @@ struct Media {
     speaker: Option<String>,
     raw_mic: bool,
     relay_only: bool,
+    turn_ca: Option<std::path::PathBuf>,
 }
 
 /// What `confer call` does besides sending media.
@@ -181,7 +188,15 @@ async fn call(
         speaker,
         raw_mic,
         relay_only,
+        turn_ca,
     } = media;
+    let turn_ca_pem = match &turn_ca {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("--turn-ca {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let Actions {
         admit,
         say,
@@ -208,6 +223,7 @@ async fn call(
         audio,
         speaker,
         relay_only,
+        turn_ca_pem,
         processing: if raw_mic {
             ProcessingConfig::OFF
         } else {
@@ -301,7 +317,7 @@ async fn call(
             }
             CallEvent::PeerHungUp(why) => eprintln!("the other side hung up: {why}"),
             CallEvent::TransferProgress { .. } => {}
-            CallEvent::Stats(s) => stats.last_second = Some(s),
+            CallEvent::Stats(s) => stats.last_second = Some(*s),
             CallEvent::IceRestarted { .. } => eprintln!("ICE restarted"),
             CallEvent::FileReceived {
                 name,
@@ -346,6 +362,9 @@ async fn call(
                 eprintln!("reconnecting: nothing arrives from the other side")
             }
             CallEvent::Reconnected => eprintln!("reconnected"),
+            CallEvent::NetworkChanged => {
+                eprintln!("this machine's network changed: restarting ICE")
+            }
             CallEvent::Warning(w) => {
                 eprintln!("warning: {w}");
                 stats.warnings.push(w);
@@ -380,6 +399,7 @@ async fn main() -> ExitCode {
             speaker,
             raw_mic,
             relay_only,
+            turn_ca,
             name,
             admit,
             say,
@@ -398,6 +418,7 @@ async fn main() -> ExitCode {
                 speaker,
                 raw_mic,
                 relay_only,
+                turn_ca,
             },
             name,
             Actions {

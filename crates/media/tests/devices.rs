@@ -100,7 +100,16 @@ fn speaker_playout_reaches_the_sink_at_its_level_without_underruns() {
     );
     let level_db = 20.0 * (rms(&loud) / (0.4 / 2f32.sqrt())).log10();
     assert!(level_db.abs() < 1.0, "level off by {level_db:.2} dB");
-    assert!(power_at(&loud, 700.0) > 0.07);
+    // The tone, 10 ms at a time (seven whole cycles each): one coherent sum over two seconds
+    // would also measure the recorder's clock (a single slipped sample on a busy machine
+    // halves it), which is not what is under test.
+    let mut per_frame: Vec<f64> = loud
+        .chunks_exact(FRAME_10MS)
+        .map(|f| power_at(f, 700.0))
+        .collect();
+    per_frame.sort_by(f64::total_cmp);
+    let median = per_frame[per_frame.len() / 2];
+    assert!(median > 0.07, "700 Hz at {median:.3} (0.08 expected)");
 }
 
 #[test]

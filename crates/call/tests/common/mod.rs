@@ -33,6 +33,7 @@ pub fn token(handle: &ServerHandle, room: &str, role: Role) -> String {
         name: None,
         jti: format!("{room}-{role:?}"),
         auto_admit: false,
+        consent: None,
     })
 }
 
@@ -52,6 +53,7 @@ pub fn call_config(handle: &ServerHandle, room: &str, role: Role) -> CallConfig 
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         auto_admit: true,
         relay_only: false,
+        turn_ca_pem: None,
     }
 }
 
