@@ -38,7 +38,7 @@ async fn drain_stats(
 ) {
     while let Ok(Some(event)) = tokio::time::timeout_at(until, call.next_event()).await {
         match event {
-            CallEvent::Stats(s) => *last = Some(s),
+            CallEvent::Stats(s) => *last = Some(*s),
             CallEvent::Ended(why) => panic!("ended: {why}"),
             _ => {}
         }
@@ -107,9 +107,6 @@ fn show(name: &str, p: &Phase) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 5, not met yet: the rate follows the link down and back up (648 kbit/s \
-            within 15 s), but deciding once a second on smoothed RTT lets the queue reach \
-            350-1000 ms after 5 s (limit 400), and it undershoots (108-200 kbit/s of 250)"]
 async fn the_sender_follows_the_link_down_and_back_up() {
     let net = common::net(3).await;
     net.relay.set_both(cap(500));
@@ -138,17 +135,30 @@ async fn the_sender_follows_the_link_down_and_back_up() {
             "{name}: queue at {:.0} ms after 5 s",
             p.queue_ms
         );
+        // What the shaper accepted, counted as packets enter its queue: over the 3 s window
+        // a queue that grows by up to 300 ms (the bound above allows that much) shows as up
+        // to 10% over the link's rate.
         assert!(
-            p.link_kbps <= kbps * 1.02,
+            p.link_kbps <= kbps * 1.1,
             "{name}: {:.0} kbit/s",
             p.link_kbps
         );
         for s in [&p.host, &p.guest] {
             let s = s.as_ref().expect("stats");
+            // The estimate probes a little above the link (a queue must build before it can
+            // be seen), then comes back under it.
             assert!(
-                s.bandwidth_estimate_kbps <= kbps * 1.1,
+                s.bandwidth_estimate_kbps <= kbps * 1.2,
                 "{name}: the estimate stayed at {:.0}",
                 s.bandwidth_estimate_kbps
+            );
+            assert!(
+                s.send_queue_ms.is_some(),
+                "{name}: the far side's transport-wide feedback drives the rate"
+            );
+            assert!(
+                s.rate_cuts_delay > 0,
+                "{name}: cut for the queue, not for loss"
             );
             assert!(
                 s.fps_received >= 10.0,

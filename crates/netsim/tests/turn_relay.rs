@@ -32,29 +32,9 @@ async fn a_relay_only_call_goes_through_coturn_and_reveals_no_address() {
     let proxy = SignalProxy::observe(&server.ws_url()).await.expect("proxy");
     let config = |role| CallConfig {
         url: proxy.ws_url(),
-        relay_only: true,
         ..common::call_config(&server, "relayed", role)
     };
-    let mut host = CallHandle::join(config(Role::Host)).await.expect("host");
-    let mut guest = CallHandle::join(config(Role::Guest)).await.expect("guest");
-    tokio::join!(
-        common::wait_connected(&mut host),
-        common::wait_connected(&mut guest)
-    );
-    let (h, g) = tokio::join!(
-        common::watch(&mut host, Duration::from_secs(3)),
-        common::watch(&mut guest, Duration::from_secs(3))
-    );
-    for (who, w) in [("host", &h), ("guest", &g)] {
-        let last = w.stats.last().expect("stats");
-        eprintln!("{who}: {} frames, path {:?}", w.ids.len(), last.path);
-        assert!(w.ids.len() >= 60, "{who}: {} frames in 3 s", w.ids.len());
-        assert_eq!(
-            last.path.as_deref(),
-            Some("relay"),
-            "{who} goes through TURN"
-        );
-    }
+    common::relay_only_call(config(Role::Host), config(Role::Guest)).await;
     let sent = proxy.candidates();
     eprintln!("candidates sent: {sent:#?}");
     assert!(!sent.is_empty());
@@ -70,7 +50,6 @@ async fn a_relay_only_call_goes_through_coturn_and_reveals_no_address() {
             "{side:?} revealed its address in raddr: {line}"
         );
     }
-    tokio::join!(common::end(host), common::end(guest));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use confer_signal::{Config, ServerHandle};
 
 #[path = "../../../call/tests/common/mod.rs"]
 mod call_common;
-pub use call_common::{call_config, end, start, wait_connected};
+pub use call_common::{call_config, end, start, token, wait_connected};
 
 /// The server, the relay and the proxy of one call.
 pub struct Net {
@@ -26,7 +26,12 @@ pub struct Net {
 
 /// A server, a relay with perfect paths (impair them with `net.relay`) and a proxy.
 pub async fn net(seed: u64) -> Net {
-    let (server, task) = call_common::start(Config::loopback()).await;
+    net_with(seed, Config::loopback()).await
+}
+
+/// As [`net`], with the server configured as `config` says (the origins of browser pages).
+pub async fn net_with(seed: u64, config: Config) -> Net {
+    let (server, task) = call_common::start(config).await;
     let relay = Relay::new(seed);
     let proxy = SignalProxy::start(&server.ws_url(), relay.clone())
         .await
@@ -43,8 +48,18 @@ impl Net {
     /// Host and guest of `room` through the proxy (signaling) and the relay (media),
     /// connected.
     pub async fn call(&self, room: &str) -> (CallHandle, CallHandle) {
+        self.call_with(room, confer_media::VideoCodec::Vp8).await
+    }
+
+    /// As [`Net::call`], with both sides offering `codec` first (so it is what they send).
+    pub async fn call_with(
+        &self,
+        room: &str,
+        codec: confer_media::VideoCodec,
+    ) -> (CallHandle, CallHandle) {
         let config = |role| CallConfig {
             url: self.proxy.ws_url(),
+            video_codec: codec,
             ..call_common::call_config(&self.server, room, role)
         };
         let mut host = CallHandle::join(config(Role::Host))
@@ -105,7 +120,7 @@ pub async fn watch(call: &mut CallHandle, window: Duration) -> Watched {
                 got.audio_ms += 10;
                 bursts.push(&samples);
             }
-            CallEvent::Stats(s) => got.stats.push(s),
+            CallEvent::Stats(s) => got.stats.push(*s),
             CallEvent::Ended(why) => panic!("ended: {why}"),
             _ => {}
         }
@@ -119,4 +134,37 @@ pub async fn watch(call: &mut CallHandle, window: Duration) -> Watched {
         }
     }
     got
+}
+
+/// A relay-only call between `host` and `guest` (their configurations), connected: both must
+/// see 60 frames or more in 3 s, over the relay. Ends it.
+pub async fn relay_only_call(host: CallConfig, guest: CallConfig) {
+    let mut host = CallHandle::join(CallConfig {
+        relay_only: true,
+        ..host
+    })
+    .await
+    .expect("host");
+    let mut guest = CallHandle::join(CallConfig {
+        relay_only: true,
+        ..guest
+    })
+    .await
+    .expect("guest");
+    tokio::join!(wait_connected(&mut host), wait_connected(&mut guest));
+    let (h, g) = tokio::join!(
+        watch(&mut host, Duration::from_secs(3)),
+        watch(&mut guest, Duration::from_secs(3))
+    );
+    for (who, w) in [("host", &h), ("guest", &g)] {
+        let last = w.stats.last().expect("stats");
+        eprintln!("{who}: {} frames, path {:?}", w.ids.len(), last.path);
+        assert!(w.ids.len() >= 60, "{who}: {} frames in 3 s", w.ids.len());
+        assert_eq!(
+            last.path.as_deref(),
+            Some("relay"),
+            "{who} goes through TURN"
+        );
+    }
+    tokio::join!(end(host), end(guest));
 }
