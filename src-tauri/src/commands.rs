@@ -450,6 +450,7 @@ fn configure(settings: &Settings, server: &str, url: String, token: String) -> C
         bind_ip: route_to(server),
         auto_admit: false,
         relay_only: settings.relay_only,
+        turn_ca_pem: None,
     }
 }
 
@@ -877,6 +878,22 @@ mod ipc {
         let err = call(&window, "start_call", json!({"settings": quiet_settings()})).unwrap_err();
         assert!(err.as_str().unwrap().contains("already running"), "{err}");
         call(&window, "hang_up", json!({})).unwrap();
+    }
+}
+
+/// Another launch of the app (a link clicked elsewhere): the window comes to the front, and a
+/// link is offered on the home screen as at start-up (`open-link`); joining stays a click.
+pub(crate) fn another_launch<R: Runtime>(app: &AppHandle<R>, request: crate::instance::Request) {
+    use tauri::{Emitter, Manager};
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+    if let crate::instance::Request::Open(link) = request
+        && let Some(link) = launch_link([link])
+    {
+        let _ = app.emit("open-link", link);
     }
 }
 

@@ -212,6 +212,7 @@ pub(crate) fn ui_event(event: &CallEvent) -> Option<UiEvent> {
         | CallEvent::LocalVideo(_)
         | CallEvent::RemoteAudio(_)
         | CallEvent::IceRestarted { .. }
+        | CallEvent::NetworkChanged
         | CallEvent::Stats(_) => return None,
     })
 }

@@ -8,6 +8,7 @@
 
 mod commands;
 mod events;
+mod instance;
 mod session;
 mod settings;
 
@@ -44,6 +45,9 @@ fn without_gpu_compositing_off() {
     eprintln!("confer-desktop: could not restart without GPU compositing: {error}");
 }
 
+/// The app's identifier (tauri.conf.json), which names its config directory.
+const IDENTIFIER: &str = "org.confer.desktop";
+
 fn main() {
     without_gpu_compositing_off();
     tracing_subscriber::fmt()
@@ -52,6 +56,21 @@ fn main() {
                 .unwrap_or_else(|_| "info,webrtc=warn,webrtc_ice=warn,rtc=warn".into()),
         )
         .init();
+    let link = commands::launch_link(std::env::args().skip(1));
+    // One Confer per user: a second launch hands its link over and stops.
+    let claimed =
+        match instance::config_dir(IDENTIFIER).map(|dir| instance::claim(&dir, link.as_deref())) {
+            Some(Ok(instance::Instance::Forwarded)) => {
+                eprintln!("Confer is already running: it has been brought to the front.");
+                return;
+            }
+            Some(Ok(instance::Instance::First(claimed))) => Some(claimed),
+            Some(Err(e)) => {
+                tracing::warn!("cannot tell whether Confer is already running: {e}");
+                None
+            }
+            None => None,
+        };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("confer-rt")
@@ -79,10 +98,16 @@ fn main() {
     context.config_mut().app.security.csp =
         Some(commands::content_security_policy(frames.local_addr()));
 
-    let link = commands::launch_link(std::env::args().skip(1));
     let state = commands::App::new(Arc::new(frames), embedded, link);
     tauri::Builder::default()
         .manage(state)
+        .setup(move |app| {
+            if let Some(claimed) = claimed {
+                let app = app.handle().clone();
+                claimed.serve(move |request| commands::another_launch(&app, request));
+            }
+            Ok(())
+        })
         .invoke_handler(commands::handler())
         .run(context)
         .expect("the window opens");

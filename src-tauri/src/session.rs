@@ -97,7 +97,7 @@ async fn pump(
                     }
                     CallEvent::LocalVideo(frame) => frames.publish(Stream::Local, frame),
                     CallEvent::Stats(stats) => emit(UiEvent::Stats {
-                        call: Box::new(stats),
+                        call: stats,
                         remote_display: frames.stats(Stream::Remote),
                         local_display: frames.stats(Stream::Local),
                     }),
