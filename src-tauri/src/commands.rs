@@ -78,6 +78,8 @@ pub(crate) struct App {
     meter: std::sync::Mutex<Option<Worker>>,
     /// The call link the app was opened with (a deep link or an invite link).
     launch_link: Option<String>,
+    /// [`video_drawing`]'s choice for this machine.
+    video_drawing: &'static str,
 }
 
 impl App {
@@ -86,11 +88,13 @@ impl App {
         frames: Arc<FrameServer>,
         embedded: Embedded,
         launch_link: Option<String>,
+        video_drawing: &'static str,
     ) -> Self {
         Self {
             frames,
             embedded,
             launch_link,
+            video_drawing,
             session: Default::default(),
             preview: Default::default(),
             meter: Default::default(),
@@ -169,6 +173,24 @@ struct AppInfo {
     version: &'static str,
     /// The link the app was opened with, for the page to offer (never joined unasked).
     launch_link: Option<String>,
+    /// How the page draws video: `webgl` or `canvas2d` (see [`video_drawing`]).
+    video_drawing: &'static str,
+}
+
+/// WebGL (a YUV shader) with a GPU; without one, a 2D canvas the page converts to RGB for:
+/// WebGL there runs on Mesa's llvmpipe, whose LLVM alone is about 31 MB of the web process
+/// (measured in docs/BENCHMARKS.md), for no speed gained. `CONFER_VIDEO_DRAWING` overrides.
+pub(crate) fn video_drawing(chosen: Option<&str>, gpu: bool) -> &'static str {
+    match chosen {
+        Some("webgl") => "webgl",
+        Some("canvas2d") => "canvas2d",
+        Some(other) => {
+            tracing::warn!("CONFER_VIDEO_DRAWING={other} is neither webgl nor canvas2d: ignored");
+            video_drawing(None, gpu)
+        }
+        None if gpu => "webgl",
+        None => "canvas2d",
+    }
 }
 
 #[tauri::command]
@@ -179,6 +201,7 @@ fn app_info(state: State<'_, App>) -> AppInfo {
         embedded_server: state.embedded.base_url(),
         version: env!("CARGO_PKG_VERSION"),
         launch_link: state.launch_link.clone(),
+        video_drawing: state.video_drawing,
     }
 }
 
@@ -481,10 +504,17 @@ async fn begin<R: Runtime>(
         Arc::clone(&state.frames),
         move |event| {
             // Someone knocking needs the host's attention even when the window is behind
-            // others.
-            if matches!(event, UiEvent::Knock { .. })
+            // others: it asks for attention and, when not in front, a desktop notification
+            // says who knocks.
+            if let UiEvent::Knock { name, .. } = &event
                 && let Some(window) = app.get_webview_window("main")
             {
+                let in_front =
+                    window.is_focused().unwrap_or(false) && !window.is_minimized().unwrap_or(false);
+                tracing::info!(in_front, "a guest knocks");
+                if !in_front {
+                    crate::notify::knock(name.as_deref());
+                }
                 let _ = window.request_user_attention(Some(tauri::UserAttentionType::Critical));
             }
             let _ = app.emit(CALL_EVENT, event);
@@ -765,6 +795,7 @@ mod ipc {
                 Arc::new(frames),
                 embedded,
                 Some("confer://example.org/join/r#t".into()),
+                "canvas2d",
             ))
             .invoke_handler(handler())
             .build(mock_context(tauri::test::noop_assets()))
@@ -826,6 +857,17 @@ mod ipc {
                 .starts_with("http://127.0.0.1:")
         );
         assert_eq!(info["launchLink"], json!("confer://example.org/join/r#t"));
+        assert_eq!(info["videoDrawing"], json!("canvas2d"));
+    }
+
+    #[test]
+    fn video_is_drawn_with_webgl_only_on_a_gpu_unless_told() {
+        assert_eq!(video_drawing(None, true), "webgl");
+        assert_eq!(video_drawing(None, false), "canvas2d");
+        assert_eq!(video_drawing(Some("webgl"), false), "webgl");
+        assert_eq!(video_drawing(Some("canvas2d"), true), "canvas2d");
+        assert_eq!(video_drawing(Some("vulkan"), true), "webgl");
+        assert_eq!(video_drawing(Some(""), false), "canvas2d");
     }
 
     #[test]

@@ -9,8 +9,10 @@
 mod commands;
 mod events;
 mod instance;
+mod notify;
 mod session;
 mod settings;
+mod window_state;
 
 use std::sync::Arc;
 
@@ -24,14 +26,7 @@ use confer_frames::FrameServer;
 fn without_gpu_compositing_off() {
     use std::os::unix::process::CommandExt;
     const VAR: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
-    if std::env::var_os(VAR).is_some() {
-        return;
-    }
-    let gpu = std::fs::read_dir("/dev/dri").is_ok_and(|dir| {
-        dir.flatten()
-            .any(|entry| entry.file_name().to_string_lossy().starts_with("renderD"))
-    });
-    if gpu {
+    if std::env::var_os(VAR).is_some() || has_gpu() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -43,6 +38,14 @@ fn without_gpu_compositing_off() {
         .env(VAR, "1")
         .exec();
     eprintln!("confer-desktop: could not restart without GPU compositing: {error}");
+}
+
+/// Whether the machine has a GPU render node (else GL is Mesa's llvmpipe, on the CPU).
+fn has_gpu() -> bool {
+    std::fs::read_dir("/dev/dri").is_ok_and(|dir| {
+        dir.flatten()
+            .any(|entry| entry.file_name().to_string_lossy().starts_with("renderD"))
+    })
 }
 
 /// The app's identifier (tauri.conf.json), which names its config directory.
@@ -98,10 +101,17 @@ fn main() {
     context.config_mut().app.security.csp =
         Some(commands::content_security_policy(frames.local_addr()));
 
-    let state = commands::App::new(Arc::new(frames), embedded, link);
+    let drawing = commands::video_drawing(
+        std::env::var("CONFER_VIDEO_DRAWING").ok().as_deref(),
+        has_gpu(),
+    );
+    let state = commands::App::new(Arc::new(frames), embedded, link, drawing);
     tauri::Builder::default()
+        .plugin(window_state::plugin())
+        .on_window_event(window_state::on_event)
         .manage(state)
         .setup(move |app| {
+            window_state::save_when_settled(app.handle());
             if let Some(claimed) = claimed {
                 let app = app.handle().clone();
                 claimed.serve(move |request| commands::another_launch(&app, request));

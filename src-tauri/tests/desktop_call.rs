@@ -7,8 +7,9 @@
 //! starts a call and the guest joins from the invite link; the guest waits until the
 //! host admits it from the knock; the remote video canvas changes from frame to frame (pixels
 //! read back); chat arrives both ways with a receipt; a file arrives and is saved; mute shows
-//! on the far side; the verification codes match; hang-up ends both. Screenshots of each
-//! screen go to target/e2e-screens/.
+//! on the far side; the verification codes match; hang-up ends both; the host's window,
+//! moved and resized, comes back there at its next launch. Screenshots of each screen go to
+//! target/e2e-screens/.
 
 mod common;
 
@@ -18,6 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
+use common::notifications::Notifications;
 use common::process::{Started, free_port, start_xvfb, wait_listening};
 use common::webdriver::Session;
 use serde_json::{Value, json};
@@ -31,6 +33,11 @@ struct Instance {
 
 impl Instance {
     fn start(display: &str, dir: &Path, name: &str) -> Self {
+        Self::start_with(display, dir, name, &[])
+    }
+
+    /// With more environment for the app.
+    fn start_with(display: &str, dir: &Path, name: &str, env: &[(&str, &str)]) -> Self {
         let home = dir.join(name);
         let config = home.join(".config");
         // Sources this machine has: the synthetic camera, a test tone, no speaker.
@@ -56,6 +63,7 @@ impl Instance {
             .env("XDG_CONFIG_HOME", &config)
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env("XDG_DOWNLOAD_DIR", home.join("Downloads"))
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(dir.join(format!("{name}-driver.log"))).unwrap())
             .stderr(std::fs::File::create(dir.join(format!("{name}-driver.err"))).unwrap());
         let driver = Started::spawn(&mut command, "WebKitWebDriver (webkit2gtk-driver)");
@@ -161,7 +169,13 @@ fn two_apps_call_each_other_through_the_embedded_server() {
             (Some(xvfb), display)
         }
     };
-    let host = Instance::start(&display, &dir, "host");
+    let notifications = Notifications::start();
+    let host = Instance::start_with(
+        &display,
+        &dir,
+        "host",
+        &[("DBUS_SESSION_BUS_ADDRESS", &notifications.address)],
+    );
     let guest = Instance::start(&display, &dir, "guest");
 
     // Home: the camera preview is drawn.
@@ -215,6 +229,25 @@ fn two_apps_call_each_other_through_the_embedded_server() {
         host.text("#knocks li").contains("Pat Guest"),
         "{}",
         host.text("#knocks li")
+    );
+    // Not in front (the guest's window, opened later over it, has the focus), the host's app
+    // also shows a desktop notification naming who knocks.
+    assert_eq!(
+        host.s().script("return document.hasFocus()", vec![]),
+        Ok(json!(false)),
+        "Xvfb has no window manager: the window opened last, over the host's, has the focus"
+    );
+    let (_, body) = notifications
+        .wait_for(
+            |(summary, _)| summary == "Pat Guest is waiting to join",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert!(body.contains("let them in"), "{body}");
+    assert_eq!(
+        notifications.shown().len(),
+        1,
+        "one knock, one notification"
     );
     host.shot("3-host-knock");
     host.s().click("#knocks li button.primary").unwrap();
@@ -373,6 +406,38 @@ fn two_apps_call_each_other_through_the_embedded_server() {
     assert!(!ended.as_str().unwrap_or_default().is_empty());
     guest.shot("6-guest-ended");
     drop(guest);
+
+    // Moved and resized, the window comes back there at the next launch, even though this
+    // launch does not exit cleanly (ending the WebDriver session kills the app).
+    let placed = [100, 50, 1000, 700];
+    assert_eq!(
+        host.s().set_window_rect(placed).unwrap(),
+        placed,
+        "Xvfb has no window manager to refuse a place"
+    );
+    let state = host
+        .home
+        .join(".config/org.confer.desktop/.window-state.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let saved = loop {
+        let main = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .map(|v| v["main"].clone());
+        if let Some(main) = main.filter(|m| m["width"] == json!(1000) && m["x"] == json!(100)) {
+            break main;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window's new place was not saved within 10 s: {:?}",
+            std::fs::read_to_string(&state)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((&saved["y"], &saved["height"]), (&json!(50), &json!(700)));
+    drop(host);
+    let host = Instance::start(&display, &dir, "host");
+    assert_eq!(host.s().window_rect().unwrap(), placed, "restored");
     drop(host);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,6 +3,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 import type { BackendEvent } from "./state";
+import type { VideoDrawing } from "./video";
 
 export interface AppInfo {
   remoteVideoUrl: string;
@@ -10,6 +11,8 @@ export interface AppInfo {
   embeddedServer: string;
   version: string;
   launchLink: string | null;
+  /** How the page draws video: WebGL with a GPU, a 2D canvas without one. */
+  videoDrawing: VideoDrawing;
 }
 
 export interface Device {

@@ -2,7 +2,7 @@
 // turns clicks and keys into backend commands. No business logic lives here.
 
 import { termRows } from "./dom";
-import { type Devices, type Settings, backend, errorText } from "./backend";
+import { type AppInfo, type Devices, type Settings, backend, errorText } from "./backend";
 import * as S from "./state";
 import { VideoView } from "./video";
 
@@ -288,10 +288,11 @@ async function remember(next: Settings): Promise<void> {
   }
 }
 
-function openCallVideo(info: { remoteVideoUrl: string; localVideoUrl: string }): void {
+function openCallVideo(info: AppInfo): void {
   const problem = (text: string) => console.warn(text);
-  remoteVideo ??= new VideoView($<HTMLCanvasElement>("remote-video"), info.remoteVideoUrl, problem);
-  selfVideo ??= new VideoView($<HTMLCanvasElement>("self-video"), info.localVideoUrl, problem);
+  const drawing = info.videoDrawing;
+  remoteVideo ??= new VideoView($<HTMLCanvasElement>("remote-video"), info.remoteVideoUrl, problem, drawing);
+  selfVideo ??= new VideoView($<HTMLCanvasElement>("self-video"), info.localVideoUrl, problem, drawing);
 }
 
 let appInfo: Awaited<ReturnType<typeof backend.appInfo>>;
@@ -323,7 +324,7 @@ async function joinCall(link: string): Promise<void> {
 
 function startPreview(): void {
   const spec = $<HTMLSelectElement>("camera-select").value;
-  previewVideo ??= new VideoView($<HTMLCanvasElement>("preview"), localUrl, console.warn);
+  previewVideo ??= new VideoView($<HTMLCanvasElement>("preview"), localUrl, console.warn, appInfo.videoDrawing);
   const note = $("preview-note");
   backend
     .startPreview(spec)

@@ -1,11 +1,22 @@
-// Video from the frame socket into a canvas: a WebGL YUV shader (the planes are uploaded as
-// three one-byte textures; no conversion in JavaScript), drawn on the next animation frame.
+// Video from the frame socket into a canvas, drawn on the next animation frame: with a GPU, a
+// WebGL YUV shader (the planes are uploaded as three one-byte textures; no conversion in
+// JavaScript); without one, converted to RGBA in JavaScript and put on a 2D canvas, since
+// WebGL there is Mesa's llvmpipe on the CPU, which loads LLVM into the web process (about 31
+// MB) to compile the shader. The backend says which (`AppInfo::video_drawing`).
 // The page tells the socket how big the canvas is shown, and gets frames no larger.
 // Flow control: the page holds CREDITS; the server sends a frame only against a credit, and
 // the page returns it with `drawn <seq>` once the frame is on screen (or `credit 1` when a
 // newer frame replaced it before it was drawn).
 
 import { type Planes, parseFrame } from "./frame";
+import { i420ToRgba } from "./yuv";
+
+/** How frames reach the screen: see the top of this file. */
+export type VideoDrawing = "webgl" | "canvas2d";
+
+interface Renderer {
+  draw(frame: Planes): void;
+}
 
 const CREDITS = 2;
 
@@ -29,7 +40,29 @@ void main() {
   gl_FragColor = vec4(y + 1.5958 * v, y - 0.39173 * u - 0.8129 * v, y + 2.017 * u, 1.0);
 }`;
 
-class YuvRenderer {
+class CanvasRenderer implements Renderer {
+  private context: CanvasRenderingContext2D;
+  private image: ImageData | null = null;
+
+  constructor(private canvas: HTMLCanvasElement) {
+    const context = canvas.getContext("2d", { alpha: false });
+    if (!context) throw new Error("a 2D canvas is not available");
+    this.context = context;
+  }
+
+  draw(frame: Planes): void {
+    const { width, height } = frame.header;
+    if (this.image?.width !== width || this.image?.height !== height) {
+      this.canvas.width = width;
+      this.canvas.height = height;
+      this.image = this.context.createImageData(width, height);
+    }
+    i420ToRgba(frame.y, frame.u, frame.v, width, height, this.image.data);
+    this.context.putImageData(this.image, 0, 0);
+  }
+}
+
+class YuvRenderer implements Renderer {
   private gl: WebGLRenderingContext;
   private textures: WebGLTexture[] = [];
   private size = [0, 0];
@@ -103,7 +136,7 @@ export class VideoView {
   private socket: WebSocket | null = null;
   private pending: Planes | null = null;
   private scheduled = false;
-  private renderer: YuvRenderer;
+  private renderer: Renderer;
   private closed = false;
   private retry = 250;
   /** Frames drawn, and when the last one was. */
@@ -115,8 +148,9 @@ export class VideoView {
     private canvas: HTMLCanvasElement,
     private url: string,
     private onProblem: (text: string) => void,
+    drawing: VideoDrawing,
   ) {
-    this.renderer = new YuvRenderer(canvas);
+    this.renderer = drawing === "webgl" ? new YuvRenderer(canvas) : new CanvasRenderer(canvas);
     // Frames come no larger than the canvas is shown: say its size now and when it changes.
     this.resize = new ResizeObserver(() => this.sendSize());
     this.resize.observe(canvas);

@@ -102,6 +102,15 @@ fn parse_answer(method: &str, path: &str, answer: &[u8]) -> Result<Value, String
     Ok(value)
 }
 
+/// A window rect answer as x, y, width, height.
+fn rect(value: &Value) -> Result<[i64; 4], String> {
+    let get = |k: &str| value[k].as_f64().map(|v| v.round() as i64);
+    match (get("x"), get("y"), get("width"), get("height")) {
+        (Some(x), Some(y), Some(w), Some(h)) => Ok([x, y, w, h]),
+        _ => Err(format!("not a window rect: {value}")),
+    }
+}
+
 /// A WebDriver session: one running app.
 #[derive(Debug)]
 pub struct Session {
@@ -201,6 +210,17 @@ impl Session {
         Err(format!(
             "{what}: not within {limit:?} (last answer: {last})"
         ))
+    }
+
+    /// The window's place and size: x, y, width, height.
+    pub fn window_rect(&self) -> Result<[i64; 4], String> {
+        rect(&self.call("GET", "/window/rect", None)?)
+    }
+
+    /// Moves and resizes the window; returns where it went.
+    pub fn set_window_rect(&self, [x, y, width, height]: [i64; 4]) -> Result<[i64; 4], String> {
+        let body = json!({"x": x, "y": y, "width": width, "height": height});
+        rect(&self.call("POST", "/window/rect", Some(body))?)
     }
 
     /// A PNG of the window.
