@@ -399,25 +399,26 @@ async fn test_speaker(device: String) -> Result<(), String> {
     .map_err(|e| e.to_string())?
 }
 
-/// The address this machine reaches `server` from (no packet is sent): ICE gathers there.
-fn route_to(server: &str) -> IpAddr {
-    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let Ok((_, authority)) = split_server(server) else {
-        return loopback;
+/// Where ICE gathers for a call through `server`. For a server on this computer (the
+/// embedded one), loopback: the wildcard leaves loopback out. Otherwise every interface: the
+/// wildcard, which webrtc-rs expands to the interfaces there are at each bind, so the ICE
+/// restart a network change brings gathers on the new network (a concrete address would stay
+/// on one that may be gone).
+fn ice_bind(server: &str) -> IpAddr {
+    let everywhere = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let Ok((secure, authority)) = split_server(server) else {
+        return everywhere;
     };
-    let Some(addr) = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .ok()
-        .and_then(|mut a| a.next())
-    else {
-        return loopback;
-    };
-    if addr.ip().is_loopback() {
-        return loopback;
+    let port = if secure { 443 } else { 80 };
+    let resolved = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .or_else(|_| std::net::ToSocketAddrs::to_socket_addrs(&(authority, port)))
+        .map(|addrs| addrs.collect::<Vec<_>>())
+        .unwrap_or_default();
+    if !resolved.is_empty() && resolved.iter().all(|a| a.ip().is_loopback()) {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        everywhere
     }
-    std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-        .and_then(|s| s.connect(addr).and_then(|()| s.local_addr()))
-        .map(|a| a.ip())
-        .unwrap_or(loopback)
 }
 
 /// The call's configuration. Listing the devices (cameras, microphones, speakers) and
@@ -470,7 +471,7 @@ fn configure(settings: &Settings, server: &str, url: String, token: String) -> C
             noise_suppression: settings.noise_suppression,
             auto_gain: settings.auto_gain,
         },
-        bind_ip: route_to(server),
+        bind_ip: ice_bind(server),
         auto_admit: false,
         relay_only: settings.relay_only,
         turn_ca_pem: None,
@@ -758,6 +759,20 @@ mod tests {
         std::fs::write(dir.join("a (1).txt"), b"x").unwrap();
         assert_eq!(unique_path(&dir, "a.txt"), dir.join("a (2).txt"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ice_gathers_on_loopback_only_for_a_server_on_this_computer() {
+        let here = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let everywhere = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        assert_eq!(ice_bind("http://127.0.0.1:8080"), here);
+        assert_eq!(ice_bind("http://localhost:8080/"), here);
+        assert_eq!(ice_bind("http://[::1]:9"), here);
+        // No port: the scheme's. (A server elsewhere used to get loopback here, which no
+        // other computer can reach.)
+        assert_eq!(ice_bind("https://192.0.2.7"), everywhere);
+        assert_eq!(ice_bind("http://192.0.2.7:8443"), everywhere);
+        assert_eq!(ice_bind("https://name.invalid"), everywhere);
     }
 
     #[test]

@@ -1094,7 +1094,7 @@ fn no_candidates_reason(
 }
 
 /// How often this machine's addresses are checked for a network change.
-const NETWORK_CHECK_EVERY: Duration = Duration::from_secs(1);
+const NETWORK_CHECK_EVERY: Duration = Duration::from_millis(250);
 /// How long the answerer waits, after its network changed, for the offerer's own restart.
 const ANSWERER_RESTART_DELAY: Duration = Duration::from_millis(1500);
 

@@ -994,6 +994,11 @@ impl Peer {
                         Some(Duration::from_secs(25)),
                         Some(Duration::from_secs(1)),
                     )
+                    // Gathering on every interface, an ICE restart binds afresh on the ones
+                    // there are now (webrtc-rs expands the wildcard at each bind) and drops the
+                    // candidates of the old sockets: after a handover the old address may be
+                    // gone. On one concrete address there is nothing to move to.
+                    .with_discard_local_candidates_during_ice_restart(bind_ip.is_unspecified())
                     .build(),
             )
             .with_media_engine(media)
