@@ -20,25 +20,90 @@ use crate::events::{CALL_EVENT, UiEvent};
 use crate::session::{Op, Session};
 use crate::settings::Settings;
 
-/// confer-signal inside the app: rooms for calls hosted here, with nothing deployed.
+/// confer-signal inside the app: rooms for calls hosted here, with nothing deployed. One
+/// server on loopback, always; with LAN hosting on, a second one on this computer's network
+/// address, started when first needed (and again when that address changed), so that someone
+/// on the same network can join.
 #[derive(Debug)]
 pub(crate) struct Embedded {
     handle: confer_signal::ServerHandle,
+    lan: tokio::sync::Mutex<Option<confer_signal::ServerHandle>>,
 }
 
 impl Embedded {
     /// Binds on loopback, port chosen by the system.
     pub(crate) async fn start() -> Result<Self, confer_signal::Error> {
-        let server = confer_signal::Server::bind(confer_signal::Config::loopback()).await?;
-        let handle = server.handle();
-        tokio::spawn(server.serve());
-        Ok(Self { handle })
+        let handle = serve(confer_signal::Config::loopback()).await?;
+        Ok(Self {
+            handle,
+            lan: Default::default(),
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
     pub(crate) fn base_url(&self) -> String {
         format!("http://{}", self.handle.local_addr())
     }
+
+    /// The server a hosted call's room goes on, and its API key: loopback, or for `lan` the one
+    /// on this computer's network address.
+    async fn for_call(&self, lan: bool) -> Result<(String, String), String> {
+        if !lan {
+            return Ok((self.base_url(), self.handle.api_key().to_owned()));
+        }
+        let address = lan_address()?;
+        let mut running = self.lan.lock().await;
+        if running
+            .as_ref()
+            .is_none_or(|h| h.local_addr().ip() != address)
+        {
+            if let Some(old) = running.take() {
+                old.shutdown().await;
+            }
+            let config = confer_signal::Config {
+                listen: std::net::SocketAddr::new(address, 0),
+                ..confer_signal::Config::default()
+            };
+            let handle = serve(config)
+                .await
+                .map_err(|e| format!("cannot host on this network ({address}): {e}"))?;
+            tracing::info!(addr = %handle.local_addr(), "hosting on the local network");
+            *running = Some(handle);
+        }
+        let handle = running.as_ref().expect("started above");
+        Ok((
+            format!("http://{}", handle.local_addr()),
+            handle.api_key().to_owned(),
+        ))
+    }
+}
+
+async fn serve(
+    config: confer_signal::Config,
+) -> Result<confer_signal::ServerHandle, confer_signal::Error> {
+    let server = confer_signal::Server::bind(config).await?;
+    let handle = server.handle();
+    tokio::spawn(server.serve());
+    Ok(handle)
+}
+
+/// This computer's address on its network: the one its default route leaves from (found by
+/// connecting a UDP socket, which sends nothing).
+fn lan_address() -> Result<IpAddr, String> {
+    let none = || {
+        "this computer is on no network, so nobody else can join a call hosted here; \
+         turn off hosting for the local network in Settings to call on this computer"
+            .to_owned()
+    };
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|_| none())?;
+    socket
+        .connect((Ipv4Addr::new(192, 0, 2, 1), 9))
+        .map_err(|_| none())?;
+    let ip = socket.local_addr().map_err(|_| none())?.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Err(none());
+    }
+    Ok(ip)
 }
 
 /// A thread of the pre-call check (camera preview, microphone meter), stopped when dropped.
@@ -532,10 +597,7 @@ async fn start_call<R: Runtime>(
 ) -> Result<Started, String> {
     settings.validate()?;
     let (server, api_key) = if settings.server_url.is_empty() {
-        (
-            state.embedded.base_url(),
-            state.embedded.handle.api_key().to_owned(),
-        )
+        state.embedded.for_call(settings.lan_hosting).await?
     } else {
         (settings.server_url.clone(), settings.api_key.clone())
     };
@@ -934,6 +996,41 @@ mod ipc {
         // One call at a time.
         let err = call(&window, "start_call", json!({"settings": quiet_settings()})).unwrap_err();
         assert!(err.as_str().unwrap().contains("already running"), "{err}");
+        call(&window, "hang_up", json!({})).unwrap();
+    }
+
+    #[test]
+    fn a_call_hosted_for_the_local_network_is_on_this_computers_network_address() {
+        let (_app, window) = app();
+        let mut settings = quiet_settings();
+        settings["lanHosting"] = json!(true);
+        let start = || call(&window, "start_call", json!({"settings": settings.clone()}));
+        if let Err(why) = lan_address() {
+            // A machine on no network: the host is told why, and nothing starts.
+            assert_eq!(start().unwrap_err(), json!(why));
+            return;
+        }
+        let started = start().unwrap();
+        let link = Link::parse(started["inviteLink"].as_str().unwrap()).unwrap();
+        let server = link.to_string();
+        let (_, authority) = split_server(&server).unwrap();
+        let addr: std::net::SocketAddr = authority.parse().unwrap();
+        // One of this computer's own network addresses (read from its interfaces, not the
+        // way the app found it), and the server listens there.
+        assert!(
+            confer_call::netwatch::usable_addresses().contains(&addr.ip()),
+            "{addr} is not one of this computer's network addresses"
+        );
+        std::net::TcpStream::connect(addr).expect("the server listens on it");
+        call(&window, "hang_up", json!({})).unwrap();
+        // Hosting on this computer only, rooms stay on loopback.
+        let started = call(&window, "start_call", json!({"settings": quiet_settings()})).unwrap();
+        assert!(
+            started["inviteLink"]
+                .as_str()
+                .unwrap()
+                .contains("127.0.0.1")
+        );
         call(&window, "hang_up", json!({})).unwrap();
     }
 }

@@ -16,6 +16,9 @@ pub(crate) struct Settings {
     pub(crate) api_key: String,
     /// Media only through TURN: the other side never learns this machine's addresses.
     pub(crate) relay_only: bool,
+    /// Calls hosted on the embedded server can be joined from this network (the server also
+    /// listens on this computer's network address); off: from this computer only.
+    pub(crate) lan_hosting: bool,
     /// `vp8` or `h264`.
     pub(crate) preferred_codec: String,
     /// Acoustic echo cancellation.
@@ -44,6 +47,7 @@ impl Default for Settings {
             server_url: String::new(),
             api_key: String::new(),
             relay_only: false,
+            lan_hosting: false,
             preferred_codec: "vp8".into(),
             echo_cancellation: true,
             noise_suppression: true,

@@ -39,6 +39,7 @@ export interface Settings {
   serverUrl: string;
   apiKey: string;
   relayOnly: boolean;
+  lanHosting: boolean;
   preferredCodec: "vp8" | "h264";
   echoCancellation: boolean;
   noiseSuppression: boolean;

@@ -41,6 +41,7 @@ vi.mock("@tauri-apps/api/core", () => ({
           serverUrl: "",
           apiKey: "",
           relayOnly: false,
+          lanHosting: false,
           preferredCodec: "vp8",
           echoCancellation: true,
           noiseSuppression: true,
@@ -120,6 +121,7 @@ describe("the desktop UI, screen by screen", () => {
     await settle();
     expect(visible("screen-lobby")).toBe(true);
     expect(($("invite-link") as HTMLInputElement).value).toBe("confer+http://127.0.0.1:2/join/r#t");
+    expect($("invite-note").textContent).toContain("this computer only");
 
     emit({ kind: "knock", peer: "p7", name: "Pat" });
     const admit = document.querySelector<HTMLButtonElement>("#knocks li button.primary");

@@ -82,6 +82,7 @@ function render(before: S.CallView): void {
 
   // Lobby.
   $<HTMLInputElement>("invite-link").value = view.inviteLink ?? "";
+  text($("invite-note"), S.inviteNote(view.inviteLink));
   if (before.knocks !== view.knocks || before === view) renderKnocks();
 
   // Waiting.
@@ -621,6 +622,7 @@ async function main(): Promise<void> {
       serverUrl: "",
       apiKey: "",
       relayOnly: false,
+      lanHosting: false,
       preferredCodec: "vp8",
       echoCancellation: true,
       noiseSuppression: true,

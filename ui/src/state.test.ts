@@ -145,3 +145,17 @@ describe("clock", () => {
     expect(clock(3_600_000 + 5_000)).toBe("1:00:05");
   });
 });
+
+describe("inviteNote", () => {
+  it("says who can use the link", async () => {
+    const { inviteNote } = await import("./state");
+    expect(inviteNote("confer+http://127.0.0.1:4000/join/r#t")).toMatch(/this computer only/);
+    expect(inviteNote("http://localhost:4000/join/r#t")).toMatch(/this computer only/);
+    expect(inviteNote("http://[::1]:4000/join/r#t")).toMatch(/this computer only/);
+    expect(inviteNote("http://192.168.1.20:4000/join/r#t")).toMatch(/on this network.*browser needs a secure/);
+    expect(inviteNote("https://confer.example.org/join/r#t")).toBe("");
+    expect(inviteNote("confer://confer.example.org/join/r#t")).toBe("");
+    expect(inviteNote(null)).toBe("");
+    expect(inviteNote("not a link")).toBe("");
+  });
+});

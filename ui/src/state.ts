@@ -344,3 +344,24 @@ export function banner(view: CallView): { level: "warning" | "error"; text: stri
   }
   return view.notice;
 }
+
+/** Who can use an invite link, in plain words: a link to this computer works only here; a
+ * plain-http one on the network works from the Confer app but not from a browser, which
+ * gives camera and microphone only to secure (https) pages. */
+export function inviteNote(link: string | null): string {
+  if (!link) return "";
+  let url: URL;
+  try {
+    url = new URL(link.replace(/^confer\+http:/, "http:").replace(/^confer:/, "https:"));
+  } catch {
+    return "";
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  if (host === "localhost" || host === "::1" || host.startsWith("127.")) {
+    return "This link works on this computer only. To call someone elsewhere, turn on hosting for the local network in Settings, or use a server of your own.";
+  }
+  if (url.protocol === "http:") {
+    return "Anyone on this network can join with the Confer app. A browser needs a secure (https) server: for a guest joining from a browser, use a server of your own.";
+  }
+  return "";
+}
