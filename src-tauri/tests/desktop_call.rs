@@ -196,6 +196,27 @@ fn two_apps_call_each_other_through_the_embedded_server() {
         .unwrap();
     host.shot("1-home");
 
+    // Settings open over the home screen, and Cancel leaves them as they were.
+    host.s().click("#open-settings").unwrap();
+    host.s()
+        .wait_for(
+            "the settings dialog",
+            "return document.getElementById('settings').open",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    host.shot("1b-settings");
+    host.s()
+        .click("#settings-form button[value=cancel]")
+        .unwrap();
+    host.s()
+        .wait_for(
+            "the settings dialog closes",
+            "return !document.getElementById('settings').open",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+
     // The host starts a call and gets a link.
     host.s().fill("#display-name", "Dr. Ada").unwrap();
     host.s().click("#start-call").unwrap();

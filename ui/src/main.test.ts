@@ -95,6 +95,13 @@ function commands(name: string): unknown[] {
 }
 
 beforeAll(async () => {
+  // jsdom has <dialog> but not showModal/close: what a browser does, as far as this test needs.
+  HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) {
+    this.setAttribute("open", "");
+  };
+  HTMLDialogElement.prototype.close ??= function (this: HTMLDialogElement) {
+    this.removeAttribute("open");
+  };
   document.body.innerHTML = new DOMParser().parseFromString(html, "text/html").body.innerHTML;
   await import("./main");
   for (let i = 0; i < 20 && document.body.dataset.ready !== "true"; i++) await settle();
@@ -110,6 +117,25 @@ describe("the desktop UI, screen by screen", () => {
     expect(visible("screen-home")).toBe(true);
     expect(($("display-name") as HTMLInputElement).value).toBe("Dr. Ada");
     expect(($("camera-select") as HTMLSelectElement).options[0]?.textContent).toContain("Test pattern");
+  });
+
+  it("settings: the dialog shows the saved choices and saves what is ticked", async () => {
+    $("open-settings").click();
+    const dialog = $("settings") as HTMLDialogElement;
+    expect(dialog.open).toBe(true);
+    const form = $("settings-form") as HTMLFormElement;
+    const box = (name: string) => form.elements.namedItem(name) as HTMLInputElement;
+    expect(box("echoCancellation").checked).toBe(true);
+    expect(box("lanHosting").checked).toBe(false);
+    box("lanHosting").checked = true;
+    const save = $("settings-save") as HTMLButtonElement;
+    form.dispatchEvent(new SubmitEvent("submit", { bubbles: true, cancelable: true, submitter: save }));
+    for (let i = 0; i < 5; i++) await settle();
+    const saved = commands("save_settings") as { settings: Record<string, unknown> }[];
+    expect(saved).toHaveLength(1);
+    expect(saved[0].settings.lanHosting).toBe(true);
+    expect(saved[0].settings.echoCancellation).toBe(true);
+    expect(dialog.open).toBe(false);
   });
 
   it("hosts: start, the invite link, a knock named and admitted", async () => {
