@@ -18,4 +18,4 @@ pub mod relay;
 
 pub use impair::{Impairment, Loss};
 pub use proxy::SignalProxy;
-pub use relay::{Direction, Relay, Side};
+pub use relay::{Direction, PacketMatch, Relay, Side};

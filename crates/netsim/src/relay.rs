@@ -73,7 +73,12 @@ pub struct PathStats {
     pub in_flight: u64,
     /// Packets from a peer before anyone had written to its front (nowhere to send them).
     pub unroutable: u64,
+    /// Packets dropped on purpose by [`Relay::drop_first`] (before the impairment saw them).
+    pub targeted: u64,
 }
+
+/// Says whether a datagram is the one to act on ([`Relay::drop_first`]).
+pub type PacketMatch = fn(&[u8]) -> bool;
 
 /// A packet waiting for its delivery time.
 #[derive(Debug)]
@@ -110,6 +115,9 @@ struct Path {
     order: AtomicU64,
     delivered: Arc<AtomicU64>,
     unroutable: AtomicU64,
+    /// The packet to drop next, if any ([`Relay::drop_first`]).
+    target: Mutex<Option<PacketMatch>>,
+    targeted: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -144,6 +152,8 @@ impl Relay {
                 order: AtomicU64::new(0),
                 delivered,
                 unroutable: AtomicU64::new(0),
+                target: Mutex::new(None),
+                targeted: AtomicU64::new(0),
             }
         });
         Self {
@@ -175,6 +185,16 @@ impl Relay {
         }
     }
 
+    /// Drops the first packet in `direction` that `matches` (a loss aimed at one packet: "the
+    /// one carrying X never arrives"), whatever the impairment; the rest go on as before.
+    pub fn drop_first(&self, direction: Direction, matches: PacketMatch) {
+        *self
+            .path(direction)
+            .target
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(matches);
+    }
+
     /// What `direction` has done so far.
     pub fn stats(&self, direction: Direction) -> PathStats {
         let path = self.path(direction);
@@ -189,6 +209,7 @@ impl Relay {
             delivered,
             in_flight: shaper.passed.saturating_sub(delivered),
             unroutable: path.unroutable.load(Ordering::Relaxed),
+            targeted: path.targeted.load(Ordering::Relaxed),
         }
     }
 
@@ -255,6 +276,14 @@ impl Relay {
     /// Runs a packet through `direction`'s impairment and queues it for delivery.
     fn pass(&self, direction: Direction, data: &[u8], socket: &Arc<UdpSocket>, to: SocketAddr) {
         let path = self.path(direction);
+        {
+            let mut target = path.target.lock().unwrap_or_else(|e| e.into_inner());
+            if target.is_some_and(|matches| matches(data)) {
+                *target = None;
+                path.targeted.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
         let verdict = path
             .shaper
             .lock()
