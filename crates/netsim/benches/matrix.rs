@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p confer-netsim --bench matrix [-- --seconds 8 --cuts 3]`; `--loss 10`,
 //! `--delay 100` or `--cap 300` (0: unlimited) run only the cells with that value, and
-//! `--cells 0` none (only the cuts).
+//! `--cells 0` none (only the cuts); `--cuts 0` no cuts.
 //!
 //! Every cell of loss (0/5/10/20%, random, both ways) × one-way delay (0/100/300 ms, both
 //! ways) × link cap (300 kbit/s, 1 Mbit/s, unlimited; 500 ms drop-tail queue) is one call
@@ -417,6 +417,9 @@ async fn main() {
         }
     }
 
+    if cuts == 0 {
+        return;
+    }
     let (mut confer, mut chromium) = (Vec::new(), Vec::new());
     for n in 0..cuts {
         confer.push(confer_cut(n).await);
