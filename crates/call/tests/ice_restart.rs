@@ -41,6 +41,18 @@ async fn watch_network(
     (restarts, frames, gap.max(last.elapsed()), changes)
 }
 
+/// [`watch_network`] on both sides at once.
+async fn watch_both(
+    host: &mut CallHandle,
+    guest: &mut CallHandle,
+    window: Duration,
+) -> (
+    (Vec<String>, usize, Duration, usize),
+    (Vec<String>, usize, Duration, usize),
+) {
+    tokio::join!(watch_network(host, window), watch_network(guest, window))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ice_restarts_from_either_side_keep_the_call() {
     let (handle, _task) = common::start(Config::loopback()).await;
@@ -168,10 +180,7 @@ fn a_handover_to_another_address_keeps_the_call() {
             common::wait_connected(&mut guest)
         );
         let settle = Duration::from_secs(2);
-        let ((_, before, ..), _) = tokio::join!(
-            watch_network(&mut host, settle),
-            watch_network(&mut guest, settle)
-        );
+        let ((_, before, ..), _) = watch_both(&mut host, &mut guest, settle).await;
         assert!(
             before >= 45,
             "video before the handover: {before} frames in 2 s"
@@ -187,10 +196,7 @@ fn a_handover_to_another_address_keeps_the_call() {
         let (
             (host_restarts, host_frames, host_gap, host_changes),
             (guest_restarts, guest_frames, guest_gap, guest_changes),
-        ) = tokio::join!(
-            watch_network(&mut host, window),
-            watch_network(&mut guest, window)
-        );
+        ) = watch_both(&mut host, &mut guest, window).await;
         eprintln!(
             "handover: host {host_changes} changes, {} restarts, {host_frames} frames, \
              longest gap {host_gap:?}; guest {guest_changes} changes, {} restarts, \
@@ -238,10 +244,7 @@ fn a_network_change_restarts_ice_by_itself() {
             common::wait_connected(&mut guest)
         );
         let settle = Duration::from_secs(2);
-        let ((quiet_host, ..), (quiet_guest, ..)) = tokio::join!(
-            watch_network(&mut host, settle),
-            watch_network(&mut guest, settle)
-        );
+        let ((quiet_host, ..), (quiet_guest, ..)) = watch_both(&mut host, &mut guest, settle).await;
         assert!(
             quiet_host.is_empty() && quiet_guest.is_empty(),
             "no restart unasked"
@@ -254,10 +257,7 @@ fn a_network_change_restarts_ice_by_itself() {
         let (
             (host_restarts, host_frames, host_gap, host_changes),
             (guest_restarts, guest_frames, guest_gap, guest_changes),
-        ) = tokio::join!(
-            watch_network(&mut host, window),
-            watch_network(&mut guest, window)
-        );
+        ) = watch_both(&mut host, &mut guest, window).await;
         eprintln!(
             "host: {host_changes} changes, restarts {host_restarts:?}, {host_frames} frames, \
              gap {host_gap:?}; guest: {guest_changes} changes, restarts {guest_restarts:?}, \
