@@ -678,8 +678,7 @@ fn start_media(
     let mut encoder_size = (plan.rung.width, plan.rung.height);
 
     // Video: capture thread → encoder thread → async sender.
-    let (encoded_tx, mut encoded_rx) = mpsc::channel::<Bytes>(4);
-    let frame_interval = Duration::from_secs_f64(1.0 / fps);
+    let (encoded_tx, mut encoded_rx) = mpsc::channel::<(Bytes, u64)>(4);
     {
         let stop = Arc::clone(&stop);
         let keyframes = peer.keyframes();
@@ -783,7 +782,10 @@ fn start_media(
                         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     match encoded {
                         Ok(Some(encoded)) => {
-                            if encoded_tx.blocking_send(Bytes::from(encoded.data)).is_err() {
+                            if encoded_tx
+                                .blocking_send((Bytes::from(encoded.data), encoded.pts_us))
+                                .is_err()
+                            {
                                 break;
                             }
                         }
@@ -799,8 +801,8 @@ fn start_media(
     tokio::spawn({
         let peer = Arc::clone(peer);
         async move {
-            while let Some(data) = encoded_rx.recv().await {
-                let _ = peer.send_video(codec, data, frame_interval).await;
+            while let Some((data, capture_us)) = encoded_rx.recv().await {
+                let _ = peer.send_video(codec, data, capture_us).await;
             }
         }
     });

@@ -623,8 +623,45 @@ const RTP_MTU: usize = 1_200;
 struct VideoOut {
     track: Arc<TrackLocalStaticRTP>,
     packetizers: Mutex<HashMap<VideoCodec, Box<dyn Packetizer>>>,
+    /// RTP timestamps from capture times, shared by both codecs (they share the SSRC).
+    clock: std::sync::Mutex<RtpClock>,
     /// The remote description's video codecs.
     remote: PayloadTypes,
+}
+
+/// A video frame's RTP timestamp (90 kHz) from its capture time, as browsers stamp camera
+/// frames: a frame the encoder dropped or the ladder skipped leaves its gap in the timestamps,
+/// so the far side's playout (ours in `crate::render`, a browser's jitter buffer) sees the
+/// frames' real spacing. Stamping each sent frame one frame interval after the last instead
+/// made the sender's clock run slow whenever frames were dropped, which a receiver reads as
+/// every frame arriving later than the one before: a playout delay that only grows.
+#[derive(Debug, Default)]
+struct RtpClock {
+    /// (capture µs, RTP timestamp) the others count from.
+    anchor: Option<(u64, u32)>,
+    /// The last frame's (capture µs, RTP timestamp).
+    last: Option<(u64, u32)>,
+}
+
+impl RtpClock {
+    /// One frame interval at 30 fps, for a capture clock that went backwards.
+    const STEP: u32 = 3_000;
+
+    /// The timestamp of a frame captured at `capture_us`; the first frame gets `start`.
+    /// Timestamps only move forward: a capture clock that steps back (a new source) carries
+    /// on one frame interval after the last.
+    fn stamp(&mut self, capture_us: u64, start: u32) -> u32 {
+        if let Some((last_us, last_rtp)) = self.last
+            && capture_us <= last_us
+        {
+            self.anchor = Some((capture_us, last_rtp.wrapping_add(Self::STEP)));
+        }
+        let (anchor_us, anchor_rtp) = *self.anchor.get_or_insert((capture_us, start));
+        let ticks = (capture_us - anchor_us) * 9 / 100;
+        let rtp = anchor_rtp.wrapping_add(ticks as u32);
+        self.last = Some((capture_us, rtp));
+        rtp
+    }
 }
 
 impl VideoOut {
@@ -638,7 +675,7 @@ impl VideoOut {
         remote.first().map(|&(pt, codec)| (codec, pt))
     }
 
-    async fn write(&self, codec: VideoCodec, data: Bytes, duration: Duration) -> Result<()> {
+    async fn write(&self, codec: VideoCodec, data: Bytes, capture_us: u64) -> Result<()> {
         let Some(payload_type) = self
             .negotiated()
             .filter(|(c, _)| *c == codec)
@@ -646,14 +683,22 @@ impl VideoOut {
         else {
             return Ok(()); // not negotiated (yet), or not this codec: nothing to send to
         };
-        let samples = (duration.as_secs_f64() * 90_000.0).round() as u32;
         let packets = {
             let mut packetizers = self.packetizers.lock().await;
             let packetizer = packetizers.get_mut(&codec).expect("one per codec");
-            packetizer.packetize(Instant::now(), &data, samples)?
+            packetizer.packetize(Instant::now(), &data, 0)?
         };
+        let Some(first) = packets.first() else {
+            return Ok(());
+        };
+        let timestamp = self
+            .clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stamp(capture_us, first.header.timestamp);
         for mut packet in packets {
             packet.header.payload_type = payload_type;
+            packet.header.timestamp = timestamp;
             self.track.write_rtp_with_extensions(packet, &[]).await?;
         }
         Ok(())
@@ -851,6 +896,7 @@ async fn video_out(
     Ok(VideoOut {
         track,
         packetizers: Mutex::new(packetizers),
+        clock: Default::default(),
         remote,
     })
 }
@@ -1158,15 +1204,10 @@ impl Peer {
         Ok(())
     }
 
-    /// Sends one encoded frame of `codec` lasting `duration` (the frame interval); nothing is
-    /// sent when that codec was not negotiated.
-    pub async fn send_video(
-        &self,
-        codec: VideoCodec,
-        data: Bytes,
-        duration: Duration,
-    ) -> Result<()> {
-        self.video.write(codec, data, duration).await
+    /// Sends one encoded frame of `codec` captured at `capture_us` (µs, the capture clock);
+    /// nothing is sent when that codec was not negotiated.
+    pub async fn send_video(&self, codec: VideoCodec, data: Bytes, capture_us: u64) -> Result<()> {
+        self.video.write(codec, data, capture_us).await
     }
 
     /// Sends one 20 ms Opus packet.
@@ -1314,6 +1355,21 @@ impl Peer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rtp_timestamps_follow_capture_times() {
+        let mut clock = super::RtpClock::default();
+        let start = u32::MAX - 4_000;
+        // 30 fps from t = 5 s, then the frame at 100 ms dropped, and 15 fps after it.
+        assert_eq!(clock.stamp(5_000_000, start), start);
+        assert_eq!(clock.stamp(5_033_333, 0), start.wrapping_add(2_999));
+        assert_eq!(clock.stamp(5_066_667, 0), start.wrapping_add(6_000));
+        assert_eq!(clock.stamp(5_133_333, 0), start.wrapping_add(11_999));
+        assert_eq!(clock.stamp(5_200_000, 0), start.wrapping_add(18_000));
+        // A capture clock that steps back: one frame interval on, then its own spacing.
+        assert_eq!(clock.stamp(1_000_000, 0), start.wrapping_add(21_000));
+        assert_eq!(clock.stamp(1_100_000, 0), start.wrapping_add(30_000));
+    }
+
     use super::*;
 
     #[test]
