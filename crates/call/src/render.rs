@@ -5,26 +5,39 @@
 //! decoded. Under loss, the frames behind a gap wait for its retransmission and then arrive
 //! together. Shown as they come, they would be a stall followed by a jump, and a reader that
 //! takes only the newest frame (the UI) would skip most of them. So each frame is scheduled
-//! at its RTP time plus a playout delay. The delay is the 95th percentile of how late frames
-//! arrived over the last few seconds, measured against the earliest frame of that window, so
-//! no clock sync is needed. It rises at once and falls slowly (1 ms per frame), as WebRTC's
-//! own video timing does, and is capped so that a long outage turns into a skip, not into
-//! lasting latency.
+//! at its RTP time plus a playout delay, and no clock sync is needed: what counts is each
+//! frame's transit (arrival less RTP time, plus the clocks' unknown offset) next to the
+//! frames just before it.
+//!
+//! A frame is late by how much longer its transit was than the quickest of the few frames
+//! before it, and the delay is the 95th percentile of that over the last few seconds. It rises
+//! at once and falls by at most 100 ms a second (libwebrtc's video timing limits its changes
+//! the same way), and is capped so that a long outage turns into a skip, not into lasting
+//! latency. Comparing with the frames just before, not with the quickest frame of the whole
+//! window, is what keeps a queue on the path from turning into playout delay: a queue that
+//! builds and drains moves every frame's transit together, which is latency the path added
+//! and not jitter to absorb; holding frames back for it after the queue had gone added that
+//! latency a second time, for as long as the window remembered it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// How far back arrivals are remembered.
+/// How far back lateness is remembered.
 const WINDOW: Duration = Duration::from_secs(4);
-/// How much the delay falls per frame once frames arrive on time again.
-const DECAY: Duration = Duration::from_millis(1);
+/// How many frames before a frame set its expected transit.
+const REFERENCE_FRAMES: usize = 4;
+/// How fast the delay falls once frames arrive on time again, per second.
+const DECAY_PER_SECOND: f64 = 0.100;
 
 /// The render schedule of one remote video stream.
 #[derive(Debug)]
 pub struct RenderClock {
     epoch: Instant,
-    /// (arrival, seconds since the epoch minus RTP seconds) per frame, oldest first.
+    /// (arrival, how late, s) per frame, oldest first.
     window: VecDeque<(Instant, f64)>,
+    /// The transits (seconds since the epoch minus RTP seconds) of the last frames.
+    recent: VecDeque<f64>,
+    last_arrival: Option<Instant>,
     last_rtp: Option<u32>,
     rtp_base: i64,
     delay: Duration,
@@ -37,6 +50,8 @@ impl RenderClock {
         Self {
             epoch: Instant::now(),
             window: VecDeque::new(),
+            recent: VecDeque::new(),
+            last_arrival: None,
             last_rtp: None,
             rtp_base: 0,
             delay: Duration::ZERO,
@@ -64,7 +79,13 @@ impl RenderClock {
     pub fn schedule(&mut self, rtp: u32, arrival: Instant) -> Instant {
         let media = self.rtp_seconds(rtp);
         let transit = arrival.duration_since(self.epoch).as_secs_f64() - media;
-        self.window.push_back((arrival, transit));
+        // The quickest of this frame and the few before it is "on time".
+        self.recent.push_back(transit);
+        if self.recent.len() > REFERENCE_FRAMES + 1 {
+            self.recent.pop_front();
+        }
+        let on_time = self.recent.iter().copied().fold(f64::INFINITY, f64::min);
+        self.window.push_back((arrival, transit - on_time));
         while self
             .window
             .front()
@@ -72,22 +93,22 @@ impl RenderClock {
         {
             self.window.pop_front();
         }
-        // The quickest transit in the window is "on time"; the rest are late by the difference.
-        let fastest = self
-            .window
-            .iter()
-            .map(|&(_, t)| t)
-            .fold(f64::INFINITY, f64::min);
-        let mut late: Vec<f64> = self.window.iter().map(|&(_, t)| t - fastest).collect();
+        let mut late: Vec<f64> = self.window.iter().map(|&(_, l)| l).collect();
         late.sort_by(f64::total_cmp);
         let p95 = late[(late.len() * 95 / 100).min(late.len() - 1)];
         let wanted = Duration::from_secs_f64(p95.max(0.0)).min(self.max);
+        let since_last = self
+            .last_arrival
+            .map_or(Duration::ZERO, |at| arrival.saturating_duration_since(at));
+        self.last_arrival = Some(arrival);
         self.delay = if wanted > self.delay {
             wanted
         } else {
-            self.delay.saturating_sub(DECAY).max(wanted)
+            self.delay
+                .saturating_sub(since_last.mul_f64(DECAY_PER_SECOND))
+                .max(wanted)
         };
-        let due = self.epoch + Duration::from_secs_f64((media + fastest).max(0.0)) + self.delay;
+        let due = self.epoch + Duration::from_secs_f64((media + on_time).max(0.0)) + self.delay;
         due.max(arrival)
     }
 }
@@ -142,17 +163,56 @@ mod tests {
     fn the_delay_is_capped_and_falls_back_when_the_path_clears() {
         let mut clock = RenderClock::new(Duration::from_millis(200));
         let t0 = Instant::now();
-        // 2 s of frames arriving up to 1 s late, then on time again.
+        // 2 s of frames held up in 1 s stalls, each released all at once, then steady.
         for k in 0..60u32 {
-            let late = Duration::from_millis(u64::from(k % 30) * 33);
-            clock.schedule(k * 3000, t0 + FRAME * k + late);
+            let held_until = t0 + FRAME * (k - k % 30) + Duration::from_secs(1);
+            clock.schedule(k * 3000, (t0 + FRAME * k).max(held_until));
         }
         assert_eq!(clock.delay(), Duration::from_millis(200));
-        for k in 60..600u32 {
+        // Once the window has forgotten the stalls (4 s after the last frames held up
+        // arrived, at 2 s), it falls at 100 ms a second.
+        for k in 60..180u32 {
+            clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1));
+        }
+        let d = clock.delay();
+        assert!(
+            d > Duration::from_millis(90) && d < Duration::from_millis(110),
+            "{d:?}"
+        );
+        for k in 180..240u32 {
             clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1));
         }
         assert!(
             clock.delay() < Duration::from_millis(5),
+            "{:?}",
+            clock.delay()
+        );
+    }
+
+    #[test]
+    fn a_queue_that_builds_and_drains_adds_no_playout_delay() {
+        // The path's queue grows by 300 ms over a second, drains over the next, then stays
+        // empty: every frame's transit moves with it, none arrives behind another.
+        let mut clock = RenderClock::new(Duration::from_millis(400));
+        let t0 = Instant::now();
+        let mut worst_hold = Duration::ZERO;
+        for k in 0..300u32 {
+            let queue_ms = match k {
+                0..30 => 10 * k,
+                30..60 => 10 * (60 - k),
+                _ => 0,
+            };
+            let arrival = t0 + FRAME * k + Duration::from_millis(u64::from(queue_ms));
+            let due = clock.schedule(k * 3000, arrival);
+            if k >= 60 {
+                worst_hold = worst_hold.max(due - arrival);
+            }
+        }
+        // Rising 10 ms a frame puts a frame at most 40 ms behind the four before it: that
+        // much is held for the window's 4 s, then nothing.
+        assert!(worst_hold <= Duration::from_millis(41), "{worst_hold:?}");
+        assert!(
+            clock.delay() < Duration::from_millis(1),
             "{:?}",
             clock.delay()
         );
