@@ -660,7 +660,7 @@ fn start_media(
     let source_size = video_source.size();
     let fps = video_source.fps();
     // The encoder follows the congestion controller: bitrate, size and frame rate. It starts
-    // at the most this call may send.
+    // low (`rate::START_KBPS`) and climbs to what the path carries.
     let controller =
         crate::rate::Controller::new(config.video_kbps + crate::rate::AUDIO_RESERVE_KBPS);
     let bandwidth = peer.bandwidth();

@@ -11,17 +11,26 @@
 //! - **Over**: more than [`OVERUSE_MS`] of queue in every packet of the report (the least of
 //!   them, so one packet held up by a busy receiver is not a queue). The link is saturated, so
 //!   what it delivered (the acknowledged rate over the last half second) is its capacity: the
-//!   rate drops to 85% of that, and the queue drains at 15% of capacity. Not again until the
-//!   queue has had time to answer, unless it keeps growing.
+//!   rate drops to 85% of that, so the queue drains at 15% of capacity, or lower for a longer
+//!   queue, so that any queue drains within about [`DRAIN_TIME`] (down to half of capacity).
+//!   Not again until the queue has had time to answer, unless it keeps growing.
+//! - **Rising**: a smaller queue (over [`RISING_MS`]) that grew by more than [`RISING_SLOPE`]
+//!   over the last [`TREND_WINDOW`] of departures (a least-squares line through every
+//!   packet's delay, as GCC's trendline filter): the path is being filled faster than it
+//!   empties. The rate drops to 95% of what was delivered, before the queue reaches the
+//!   overuse threshold. Feedback is a round trip old when it arrives: on a 200 ms round trip a
+//!   sender 20% over capacity adds 40 ms of queue before it hears of the first, so waiting for
+//!   60 ms of queue meant 150 ms or more by the time the cut took effect.
 //! - **Lossy**: more than 10% of packets lost over the last second, with a queue building
 //!   (loss that comes with a queue is congestion: a short router buffer overflowing), or more
 //!   than 25% with none: cut by half the loss (as GCC's loss-based half does). Loss with no
 //!   queue behind it is the medium's (Wi-Fi, a mobile link): sending less would not lose less,
 //!   so up to 25% of it is left to retransmission and FEC.
-//! - **Clear**: under [`CLEAR_MS`] of queue and at most 10% lost: climb, fast (25% a second) while
-//!   below 90% of the rate that last congested the path, more gently (15% a second) above it, and
-//!   never past 1.5 times what is actually being delivered, so a muted camera does not license
-//!   a burst later.
+//! - **Clear**: under [`CLEAR_MS`] of queue and at most 10% lost: climb, fastest (50% a second)
+//!   until the path has first pushed back (a call starts low, at
+//!   [`crate::rate::START_KBPS`]), then fast (25% a second) while below 90% of the rate that
+//!   last congested the path, more gently (15% a second) above it, and never past 1.5 times
+//!   what is actually being delivered, so a muted camera does not license a burst later.
 //! - In between (a queue draining, or moderate loss): hold.
 //!
 //! webrtc-rs's own GCC port, measured here first (see `crate::rate`), was far too slow to follow
@@ -39,6 +48,14 @@ use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
 pub const OVERUSE_MS: f64 = 60.0;
 /// Queue (ms) below which the path is clear.
 pub const CLEAR_MS: f64 = 25.0;
+/// Queue (ms) above which a growing queue is acted on before it reaches [`OVERUSE_MS`].
+pub const RISING_MS: f64 = 15.0;
+/// Growth of the queue (s per s of departures) that counts as rising: sending 5% over capacity.
+const RISING_SLOPE: f64 = 0.05;
+/// The departures the queue's growth is measured over.
+const TREND_WINDOW: Duration = Duration::from_millis(300);
+/// An overuse cut aims to drain the queue within about this long.
+const DRAIN_TIME: f64 = 1.0;
 /// Loss above which the rate comes down even with no queue in sight.
 const HOPELESS_LOSS: f64 = 0.25;
 /// How long the smallest one-way delay stands for the empty path.
@@ -94,6 +111,8 @@ pub struct QueueEstimator {
     acked: VecDeque<(Duration, usize)>,
     /// (departure, arrived) for the loss window.
     fates: VecDeque<(Instant, bool)>,
+    /// (departure s since the epoch, one-way delay s) of arrived packets, for the trend.
+    trend: VecDeque<(f64, f64)>,
     last_report: Option<Instant>,
     last_change: Option<Instant>,
     /// When the rate was last cut, and the queue then.
@@ -122,6 +141,7 @@ impl QueueEstimator {
             base: VecDeque::new(),
             acked: VecDeque::new(),
             fates: VecDeque::new(),
+            trend: VecDeque::new(),
             last_report: None,
             last_change: None,
             last_cut: None,
@@ -130,14 +150,31 @@ impl QueueEstimator {
         }
     }
 
-    /// One-way delay of a packet, seconds, plus the clocks' unknown offset.
-    fn one_way(&mut self, r: &PacketReport, arrival: Duration) -> (u64, f64) {
+    /// Departure (s since the epoch) and one-way delay of a packet, seconds, plus the
+    /// clocks' unknown offset.
+    fn one_way(&mut self, r: &PacketReport, arrival: Duration) -> (f64, f64) {
         let epoch = *self.epoch.get_or_insert(r.departure);
-        let departed = r.departure.saturating_duration_since(epoch);
-        (
-            departed.as_secs(),
-            arrival.as_secs_f64() - departed.as_secs_f64(),
-        )
+        let departed = r.departure.saturating_duration_since(epoch).as_secs_f64();
+        (departed, arrival.as_secs_f64() - departed)
+    }
+
+    /// How fast the queue grew over the trend window: the slope of the least-squares line
+    /// through (departure, delay), s per s; `None` with too few packets to say.
+    fn trend_slope(&self) -> Option<f64> {
+        let n = self.trend.len();
+        let (first, last) = (self.trend.front()?, self.trend.back()?);
+        if n < 8 || last.0 - first.0 < TREND_WINDOW.as_secs_f64() / 2.0 {
+            return None;
+        }
+        let nf = n as f64;
+        let mean_x = self.trend.iter().map(|p| p.0).sum::<f64>() / nf;
+        let mean_y = self.trend.iter().map(|p| p.1).sum::<f64>() / nf;
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for (x, y) in &self.trend {
+            sxy += (x - mean_x) * (y - mean_y);
+            sxx += (x - mean_x) * (x - mean_x);
+        }
+        (sxx > 0.0).then(|| sxy / sxx)
     }
 
     fn note_base(&mut self, second: u64, delay: f64) {
@@ -229,11 +266,16 @@ impl BandwidthEstimator for QueueEstimator {
             let Some(arrival) = r.arrival.filter(|_| r.arrived) else {
                 continue;
             };
-            let (second, delay) = self.one_way(r, arrival);
-            self.note_base(second, delay);
+            let (departed, delay) = self.one_way(r, arrival);
+            self.note_base(departed as u64, delay);
+            self.trend.push_back((departed, delay));
             least_delay = Some(least_delay.map_or(delay, |d: f64| d.min(delay)));
             self.acked.push_back((arrival, r.size));
         }
+        // Reports may come out of order: the window is the newest departure's.
+        let newest = self.trend.iter().map(|p| p.0).fold(f64::MIN, f64::max);
+        self.trend
+            .retain(|p| newest - p.0 <= TREND_WINDOW.as_secs_f64());
         if let Some(newest) = self.acked.back().map(|(a, _)| *a) {
             while self
                 .acked
@@ -263,8 +305,11 @@ impl BandwidthEstimator for QueueEstimator {
             .min(0.5);
         self.last_change = Some(now);
 
+        let rising =
+            queue_ms > RISING_MS && self.trend_slope().is_some_and(|slope| slope > RISING_SLOPE);
+
         let mut snapshot = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
-        if queue_ms > OVERUSE_MS && acked > 0.0 {
+        if (queue_ms > OVERUSE_MS || rising) && acked > 0.0 {
             // Again only once the last cut has had time to show (the queue it left, drained
             // at 15% of capacity, plus a feedback round), or if the queue is still growing.
             let may_cut = self.last_cut.is_none_or(|(at, queue)| {
@@ -272,7 +317,12 @@ impl BandwidthEstimator for QueueEstimator {
                 now.saturating_duration_since(at) > settle || queue_ms > queue + 30.0
             });
             if may_cut {
-                self.rate_bps = self.rate_bps.min(acked * 0.85);
+                let share = if queue_ms > OVERUSE_MS {
+                    (1.0 - queue_ms / 1e3 / DRAIN_TIME).clamp(0.5, 0.85)
+                } else {
+                    0.95
+                };
+                self.rate_bps = self.rate_bps.min(acked * share);
                 self.last_cut = Some((now, queue_ms));
                 self.congested_at_bps = Some(acked);
                 snapshot.delay_cuts += 1;
@@ -290,7 +340,11 @@ impl BandwidthEstimator for QueueEstimator {
             let below_last_congestion = self
                 .congested_at_bps
                 .is_some_and(|at| self.rate_bps < 0.9 * at);
-            let per_second = if below_last_congestion { 0.25 } else { 0.15 };
+            let per_second = match self.congested_at_bps {
+                None => 0.5,
+                Some(_) if below_last_congestion => 0.25,
+                Some(_) => 0.15,
+            };
             let climbed = self.rate_bps * (1.0 + per_second * elapsed) + 1_000.0 * elapsed;
             // Never past what delivery supports (but a cap is no reason to come down).
             let ceiling = if acked > 0.0 {
@@ -336,6 +390,10 @@ mod tests {
         free_at: f64,
         id: u64,
         capacity_bps: f64,
+        /// Propagation each way, s; feedback takes as long to come back.
+        one_way: f64,
+        /// Reports on their way back: (when they arrive, the packet).
+        pending: VecDeque<(Instant, PacketReport)>,
     }
 
     const OFFSET: f64 = 7.0;
@@ -343,26 +401,35 @@ mod tests {
 
     impl Path {
         fn new(capacity_bps: f64) -> Self {
+            Self::with_delay(capacity_bps, 0.020)
+        }
+
+        fn with_delay(capacity_bps: f64, one_way: f64) -> Self {
             Self {
                 start: Instant::now(),
                 t: 0.0,
                 free_at: 0.0,
                 id: 0,
                 capacity_bps,
+                one_way,
+                pending: VecDeque::new(),
             }
         }
 
-        /// Sends for 100 ms at `send_bps`; returns the reports and when they arrive here.
-        fn step(&mut self, send_bps: f64) -> (Instant, Vec<PacketReport>) {
+        /// Sends for 100 ms at `send_bps`; returns each packet's report and when it comes
+        /// back: the far side reports every 100 ms what arrived since, and the report takes
+        /// the path's one-way delay (but no queue) to come back.
+        fn step(&mut self, send_bps: f64) -> Vec<(Instant, PacketReport)> {
             let gap = SIZE as f64 * 8.0 / send_bps;
             let end = self.t + 0.1;
             let mut reports = Vec::new();
             while self.t < end {
                 let serialise = SIZE as f64 * 8.0 / self.capacity_bps;
-                let arrival = self.free_at.max(self.t + 0.020) + serialise;
+                let arrival = self.free_at.max(self.t + self.one_way) + serialise;
                 self.free_at = arrival;
                 let departure = self.start + Duration::from_secs_f64(self.t);
-                reports.push(PacketReport {
+                let reported = ((arrival / 0.1).floor() + 1.0) * 0.1 + self.one_way;
+                let report = PacketReport {
                     ssrc: 1,
                     id: self.id,
                     rtp_sequence_number: self.id as u16,
@@ -373,15 +440,16 @@ mod tests {
                     departure,
                     arrival: Some(Duration::from_secs_f64(arrival + OFFSET)),
                     ecn: Default::default(),
-                });
+                };
+                reports.push((self.start + Duration::from_secs_f64(reported), report));
                 self.id += 1;
                 self.t += gap;
             }
-            (self.start + Duration::from_secs_f64(end + 0.04), reports)
+            reports
         }
 
         fn queue_ms(&self) -> f64 {
-            ((self.free_at - self.t) * 1e3).max(0.0)
+            ((self.free_at - self.t - self.one_way) * 1e3).max(0.0)
         }
     }
 
@@ -394,14 +462,26 @@ mod tests {
         )
     }
 
-    /// Runs `secs` with the sender following the estimate; returns the largest queue in the
-    /// last `tail` seconds.
+    /// Runs `secs` with the sender following the estimate, which hears of each 100 ms of
+    /// packets when its report comes back; returns the largest queue in the last `tail`
+    /// seconds.
     fn run(e: &mut QueueEstimator, path: &mut Path, secs: f64, tail: f64) -> f64 {
         let mut worst: f64 = 0.0;
         let steps = (secs * 10.0) as usize;
         for i in 0..steps {
-            let (at, reports) = path.step(e.target_bitrate());
-            e.on_reports(at, &reports);
+            let now = path.start + Duration::from_secs_f64(path.t);
+            // Reports come back in the order they were sent.
+            while let Some(&(at, _)) = path.pending.front()
+                && at <= now
+            {
+                let mut report = Vec::new();
+                while let Some((_, r)) = path.pending.pop_front_if(|(a, _)| *a == at) {
+                    report.push(r);
+                }
+                e.on_reports(at, &report);
+            }
+            let sent = path.step(e.target_bitrate());
+            path.pending.extend(sent);
             if std::env::var_os("TRACE_ESTIMATE").is_some() {
                 let snap = *e.snapshot.lock().unwrap();
                 eprintln!(
@@ -456,6 +536,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_long_round_trip_does_not_let_the_climb_fill_the_link() {
+        // 100 ms each way, 300 kbit/s: every report is at least 150 ms old on arrival.
+        let mut e = estimator(200_000.0);
+        let mut path = Path::with_delay(300_000.0, 0.1);
+        run(&mut e, &mut path, 5.0, 0.0);
+        let mut worst: f64 = 0.0;
+        let mut rates = Vec::new();
+        for _ in 0..25 {
+            worst = worst.max(run(&mut e, &mut path, 1.0, 1.0));
+            rates.push(e.target_bitrate());
+        }
+        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+        assert!(worst < 100.0, "queue reached {worst:.0} ms");
+        assert!(mean > 240_000.0, "{mean:.0} bit/s on average: too timid");
+    }
+
     /// 100 packets 8 ms apart, one in `every` lost, each kept in the path's queue `queue_ms`
     /// longer than the one before it (0: no queue building).
     fn lossy(every: u64, queue_ms: u64) -> (Instant, Vec<PacketReport>) {
@@ -480,12 +577,15 @@ mod tests {
 
     #[test]
     fn loss_with_a_queue_cuts_by_half_the_loss() {
-        // One in five lost while a queue builds (but stays under the overuse threshold): 10%.
+        // One in five lost with a queue standing (40 ms: under the overuse threshold, and no
+        // longer growing): 10%.
         let mut e = estimator(1_000_000.0);
-        let (at, reports) = lossy(5, 0);
+        let (at, mut reports) = lossy(5, 0);
         e.on_reports(at, &reports[..50]);
-        let (_, queued) = lossy(5, 1);
-        e.on_reports(at, &queued[50..]);
+        for r in &mut reports[50..] {
+            r.arrival = r.arrival.map(|a| a + Duration::from_millis(40));
+        }
+        e.on_reports(at, &reports[50..]);
         assert!(
             (e.target_bitrate() - 900_000.0).abs() < 1.0,
             "{}",
@@ -530,11 +630,15 @@ mod tests {
         let target = Arc::new(AtomicU64::new(800_000));
         let mut e = QueueEstimator::new(Arc::clone(&target), Arc::default(), 1e5, 2e6);
         let mut path = Path::new(2_000_000.0);
-        let (at, reports) = path.step(800_000.0);
+        let (at, reports): (Vec<Instant>, Vec<PacketReport>) =
+            path.step(800_000.0).into_iter().unzip();
+        let at = at.into_iter().max().expect("packets sent");
         e.on_reports(at, &reports);
         target.store(300_000, Ordering::Relaxed);
         let later = at + FEEDBACK_STALE + Duration::from_millis(100);
-        e.on_reports(later, &path.step(300_000.0).1);
+        let (_, reports): (Vec<Instant>, Vec<PacketReport>) =
+            path.step(300_000.0).into_iter().unzip();
+        e.on_reports(later, &reports);
         assert!((300_000.0..310_000.0).contains(&e.target_bitrate()));
     }
 }

@@ -20,6 +20,11 @@ use rtc::sansio::Protocol;
 pub const AUDIO_RESERVE_KBPS: u32 = 48;
 /// The least video is given, kbit/s (a 180p picture at 15 fps).
 pub const MIN_VIDEO_KBPS: u32 = 60;
+/// Where a call starts, all media, kbit/s: what almost any path carries (libwebrtc starts at
+/// 300 kbit/s of video). Starting at the most the call may send put a second of queue and a
+/// burst of loss in front of the first frames on a slower link; from here the estimator
+/// climbs by half a second until the path first pushes back (`crate::estimate`).
+pub const START_KBPS: u32 = 350;
 
 /// The send-rate controller: loss- and delay-based, run once a second on what the other side
 /// reports (RTCP receiver reports: the fraction of our packets lost) and on the round-trip
@@ -58,11 +63,11 @@ const CLEAR_LOSS: f64 = 0.02;
 const CLEAR_QUEUE_MS: f64 = 50.0;
 
 impl Controller {
-    /// Starts at `max_kbps` (the most this call may send, all media), never going under
-    /// what audio and the smallest video need.
+    /// Starts at [`START_KBPS`] (or `max_kbps`, the most this call may send, all media, if
+    /// that is less), never going under what audio and the smallest video need.
     pub fn new(max_kbps: u32) -> Self {
         Self {
-            rate_kbps: f64::from(max_kbps),
+            rate_kbps: f64::from(max_kbps.min(START_KBPS)),
             min_kbps: f64::from(AUDIO_RESERVE_KBPS + MIN_VIDEO_KBPS),
             max_kbps: f64::from(max_kbps),
             base_rtt_ms: None,
@@ -420,6 +425,9 @@ mod tests {
     #[test]
     fn the_controller_backs_off_under_congestion_and_climbs_when_clear() {
         let mut c = Controller::new(1048);
+        assert_eq!(c.rate_kbps(), f64::from(START_KBPS), "starts low");
+        assert_eq!(Controller::new(200).rate_kbps(), 200.0, "or at the maximum");
+        c.set_rate(1048.0); // as if it had climbed
         let r = c.update(Some(0.0), Some(40.0), 1000.0);
         assert!(r >= 1048.0 * 0.99, "clear at first: {r}");
         // One late sample is not a queue.

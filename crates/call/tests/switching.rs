@@ -41,6 +41,19 @@ async fn camera_and_microphone_switch_mid_call_without_a_glitch() {
         common::wait_connected(&mut host),
         common::wait_connected(&mut guest)
     );
+    // A call starts at a low rate on a smaller rung and climbs to the source's size.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let event = tokio::time::timeout_at(deadline, guest.next_event())
+            .await
+            .expect("640x360 within 5 s")
+            .expect("call running");
+        if let CallEvent::RemoteVideo(frame) = event
+            && (frame.width, frame.height) == (640, 360)
+        {
+            break;
+        }
+    }
     let (sizes, _, bursts) = watch(&mut guest, Duration::from_secs(1)).await;
     assert!(sizes.iter().all(|s| *s == (640, 360)) && bursts >= 1);
 
