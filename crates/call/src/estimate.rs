@@ -31,7 +31,9 @@
 //!   [`crate::rate::START_KBPS`]), then fast (25% a second) while below 90% of the rate that
 //!   last congested the path, more gently (15% a second) above it, and never past 1.5 times
 //!   what is actually being delivered, so a muted camera does not license a burst later.
-//! - In between (a queue draining, or moderate loss): hold.
+//!   With 10-25% lost and no queue (the medium's loss), climb too, at 15% a second: holding
+//!   there kept a call that started low on a lossy Wi-Fi at its starting rate.
+//! - In between (a queue draining, or loss with a small queue): hold.
 //!
 //! webrtc-rs's own GCC port, measured here first (see `crate::rate`), was far too slow to follow
 //! a link down; this one reads the same feedback more directly. With no feedback (a far side
@@ -336,11 +338,13 @@ impl BandwidthEstimator for QueueEstimator {
                 self.last_loss_cut = Some(now);
                 snapshot.loss_cuts += 1;
             }
-        } else if queue_ms < CLEAR_MS && loss <= 0.10 {
+        } else if queue_ms < CLEAR_MS && loss <= HOPELESS_LOSS {
             let below_last_congestion = self
                 .congested_at_bps
                 .is_some_and(|at| self.rate_bps < 0.9 * at);
             let per_second = match self.congested_at_bps {
+                // The medium's loss (no queue behind it): climb, but gently.
+                _ if loss > 0.10 => 0.15,
                 None => 0.5,
                 Some(_) if below_last_congestion => 0.25,
                 Some(_) => 0.15,
@@ -596,11 +600,22 @@ mod tests {
 
     #[test]
     fn loss_without_a_queue_is_left_to_repair_unless_it_is_hopeless() {
-        // One in five lost, no queue: the medium's loss; hold.
+        // One in five lost, no queue: the medium's loss; no cut, and a gentle climb.
         let mut e = estimator(1_000_000.0);
-        let (at, reports) = lossy(5, 0);
+        let (at, mut reports) = lossy(5, 0);
         e.on_reports(at, &reports);
         assert!((e.target_bitrate() - 1_000_000.0).abs() < 1.0);
+        let later = Duration::from_millis(800);
+        for r in &mut reports {
+            r.departure += later;
+            r.arrival = r.arrival.map(|a| a + later);
+        }
+        e.on_reports(at + later, &reports);
+        let climbed = e.target_bitrate() / 1_000_000.0;
+        assert!(
+            (1.05..1.1).contains(&climbed),
+            "{climbed}: 15% a second for 0.5 s"
+        );
         assert_eq!(e.snapshot.lock().unwrap().loss_cuts, 0);
         // One in three: cut by half of it.
         let mut e = estimator(1_000_000.0);

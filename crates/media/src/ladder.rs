@@ -35,6 +35,8 @@ pub struct Ladder {
     top: usize,
     current: usize,
     fps: u32,
+    /// Whether a rung has been picked yet: the first pick needs no margin.
+    picked: bool,
 }
 
 impl Ladder {
@@ -49,6 +51,7 @@ impl Ladder {
             top,
             current: RUNGS.len() - 1,
             fps: fps.max(1),
+            picked: false,
         }
     }
 
@@ -70,9 +73,11 @@ impl Ladder {
         while self.current + 1 < RUNGS.len() && target < f64::from(RUNGS[self.current].2) {
             self.current += 1;
         }
-        // Up while the next rung's floor is cleared with margin.
-        while self.current > self.top && target >= f64::from(RUNGS[self.current - 1].2) * UP_MARGIN
-        {
+        // Up while the next rung's floor is cleared with margin (the margin stops flapping
+        // at a boundary; the first pick has nothing to flap from).
+        let margin = if self.picked { UP_MARGIN } else { 1.0 };
+        self.picked = true;
+        while self.current > self.top && target >= f64::from(RUNGS[self.current - 1].2) * margin {
             self.current -= 1;
         }
         self.current(target_kbps)
@@ -108,8 +113,21 @@ mod tests {
     }
 
     #[test]
+    fn the_first_pick_needs_only_the_floor() {
+        let mut l = Ladder::new(1280, 720, 30);
+        assert_eq!(size(l.select(352)), (640, 360));
+        assert_eq!(
+            size(l.select(1300)),
+            (960, 540),
+            "then 1200 × 1.25 for 720p"
+        );
+        assert_eq!(size(l.select(1500)), (1280, 720));
+    }
+
+    #[test]
     fn hysteresis_stops_flapping_at_a_boundary() {
         let mut l = Ladder::new(1280, 720, 30);
+        assert_eq!(size(l.select(100)), (320, 180));
         assert_eq!(size(l.select(380)), (640, 360), "300 × 1.25 = 375 cleared");
         // Hovering around the 360p floor: down only below 300, up only from 375.
         assert_eq!(size(l.select(310)), (640, 360));
