@@ -254,6 +254,23 @@ impl Chromium {
         Ok(result["result"]["value"].clone())
     }
 
+    /// The peer page's remote audio since the last call, 48 kHz mono (the page joined with
+    /// `tones: true`, which sends Confer's tone bursts and records what arrives).
+    pub async fn take_peer_audio(&self) -> Result<Vec<f32>> {
+        use base64::Engine;
+        let v = self.eval("peer.takeAudio()").await?;
+        if v["rate"].as_f64() != Some(48_000.0) {
+            return Err(Error::Page(format!("recorded audio at {} Hz", v["rate"])));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v["samples"].as_str().unwrap_or_default())
+            .map_err(|e| Error::Page(format!("recorded audio: {e}")))?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
     /// Sets the page's viewport to `width` x `height` CSS pixels (a phone: 390 x 844).
     pub async fn set_viewport(&self, width: u32, height: u32) -> Result<()> {
         self.call(
@@ -539,13 +556,15 @@ pub async fn launch_pair(page: &PeerPage) -> Result<(Chromium, Chromium)> {
 pub async fn reload_peer_pages(browsers: &[&Chromium]) -> Result<()> {
     for browser in browsers {
         browser
-            .eval("setTimeout(() => location.reload(), 0); true")
+            .eval("window.reloading = true; setTimeout(() => location.reload(), 0); true")
             .await?;
     }
+    // The old page is ready too until the reload starts: only the new one lacks the flag.
     for browser in browsers {
         browser
             .wait_until(
-                "document.readyState === 'complete' && window.peer && !peer.state.pc",
+                "!window.reloading && document.readyState === 'complete' && window.peer \
+                 && !peer.state.pc",
                 std::time::Duration::from_secs(20),
             )
             .await?;

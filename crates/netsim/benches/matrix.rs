@@ -19,7 +19,11 @@
 //!   received, summed over both directions (the same definition for both);
 //! - glass-to-glass p95: capture to decoded (Confer) or presented (Chromium), ms;
 //! - audio concealed: the share of the received audio made up by concealment (Confer's
-//!   `audio_concealed` ticks; Chromium's `concealedSamples`).
+//!   `audio_concealed` ticks; Chromium's `concealedSamples`);
+//! - audio bursts: both send Confer's tone bursts (100 ms of 1 kHz every 500 ms; the peer page
+//!   makes them with Web Audio) and the received audio goes through the same burst detector
+//!   (Confer: the played-out audio; Chromium: the remote track as Web Audio gets it): bursts
+//!   found as a share of the bursts sent in the window, the directions' median.
 //!
 //! Then `--cuts` times, on a clean path: both directions cut for 5 s, then restored; the time
 //! from the restore to the first new frame at both receivers (the later of the two).
@@ -29,6 +33,7 @@ use std::time::{Duration, Instant};
 use confer_browser::{Chromium, PeerPage};
 use confer_call::call::{CallEvent, CallHandle};
 use confer_media::mark;
+use confer_media::tone::{self, BurstDetector};
 use confer_netsim::{Impairment, Loss};
 use confer_protocol::Role;
 use serde_json::Value;
@@ -84,6 +89,7 @@ impl Cell {
 struct Received {
     frames: Vec<(u32, f64)>,
     concealed_pct: f64,
+    bursts_pct: f64,
 }
 
 /// One call's figures.
@@ -93,6 +99,25 @@ struct Figures {
     freezes: usize,
     g2g_p95: f64,
     concealed_pct: f64,
+    bursts_pct: f64,
+}
+
+/// Tone bursts found in `audio` (48 kHz mono) as a share of those sent in `seconds`: onsets
+/// less than 250 ms apart are one burst (concealment in the middle of one splits it).
+fn bursts_pct(audio: &[f32], seconds: f64) -> f64 {
+    let mut detector = BurstDetector::new(1000.0, 0.005);
+    for window in audio.chunks_exact(tone::FRAME_10MS) {
+        detector.push(window);
+    }
+    let mut bursts = 0;
+    let mut current: Option<usize> = None;
+    for &onset in detector.onsets() {
+        if current.is_none_or(|start| onset - start >= tone::SAMPLE_RATE as usize / 4) {
+            bursts += 1;
+            current = Some(onset);
+        }
+    }
+    (f64::from(bursts) / (seconds / 0.5) * 100.0).min(100.0)
 }
 
 fn figures(directions: &[Received], seconds: f64) -> Figures {
@@ -100,6 +125,7 @@ fn figures(directions: &[Received], seconds: f64) -> Figures {
     let mut freezes = 0;
     let mut g2g = Vec::new();
     let mut concealed = Vec::new();
+    let mut bursts = Vec::new();
     for d in directions {
         let mut ids: Vec<u32> = d.frames.iter().map(|(id, _)| *id).collect();
         freezes += d
@@ -112,6 +138,7 @@ fn figures(directions: &[Received], seconds: f64) -> Figures {
         fps.push(ids.len() as f64 / seconds);
         g2g.extend(d.frames.iter().map(|(_, ms)| *ms));
         concealed.push(d.concealed_pct);
+        bursts.push(d.bursts_pct);
     }
     Figures {
         fps: median(&mut fps),
@@ -122,12 +149,14 @@ fn figures(directions: &[Received], seconds: f64) -> Figures {
             p95(&mut g2g)
         },
         concealed_pct: median(&mut concealed),
+        bursts_pct: median(&mut bursts),
     }
 }
 
 /// Confer's side of one direction, for `window`.
 async fn confer_receive(call: &mut CallHandle, window: Duration) -> Received {
     let mut got = Received::default();
+    let mut audio = Vec::new();
     let (mut first, mut last) = (None, None);
     let end = tokio::time::Instant::now() + window;
     while let Ok(Some(event)) = tokio::time::timeout_at(end, call.next_event()).await {
@@ -138,6 +167,7 @@ async fn confer_receive(call: &mut CallHandle, window: Duration) -> Received {
                     got.frames.push((m.frame_id, age as f64 / 1e3));
                 }
             }
+            CallEvent::RemoteAudio(samples) => audio.extend_from_slice(&samples),
             CallEvent::Stats(s) => {
                 first.get_or_insert(s.audio_concealed);
                 last = Some(s.audio_concealed);
@@ -151,6 +181,7 @@ async fn confer_receive(call: &mut CallHandle, window: Duration) -> Received {
         let span_ms = (window.as_secs_f64() - 1.0).max(1.0) * 1e3;
         got.concealed_pct = (b - a) as f64 * 20.0 / span_ms * 100.0;
     }
+    got.bursts_pct = bursts_pct(&audio, window.as_secs_f64());
     got
 }
 
@@ -249,7 +280,8 @@ impl Browsers {
         let join = |role| {
             format!(
                 "peer.join({{url: {:?}, token: {:?}, width: {WIDTH}, height: {HEIGHT}, \
-                 fps: {FPS}, kbps: {KBPS}, codec: 'VP8', source: 'mark', readMarks: true}})",
+                 fps: {FPS}, kbps: {KBPS}, codec: 'VP8', source: 'mark', readMarks: true, \
+                 tones: true}})",
                 net.proxy.ws_url(),
                 common::token(&net.server, room, role)
             )
@@ -300,10 +332,14 @@ impl Browsers {
             Self::take_marks(b).await;
         }
         let before = [Self::audio(&self.a).await, Self::audio(&self.b).await];
+        for b in [&self.a, &self.b] {
+            b.take_peer_audio().await.expect("recorded audio");
+        }
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let mut out = Vec::new();
         for (b, (c0, t0)) in [&self.a, &self.b].into_iter().zip(before) {
             let frames = Self::take_marks(b).await;
+            let audio = b.take_peer_audio().await.expect("recorded audio");
             let (c1, t1) = Self::audio(b).await;
             let concealed_pct = if t1 > t0 {
                 (c1 - c0) / (t1 - t0) * 100.0
@@ -313,6 +349,7 @@ impl Browsers {
             out.push(Received {
                 frames,
                 concealed_pct,
+                bursts_pct: bursts_pct(&audio, seconds as f64),
             });
         }
         out
@@ -375,8 +412,8 @@ async fn chromium_cut(browsers: &Browsers, n: u64) -> f64 {
 
 fn show(f: &Figures) -> String {
     format!(
-        "{:>5.1} {:>3} {:>6.0} {:>5.1}",
-        f.fps, f.freezes, f.g2g_p95, f.concealed_pct
+        "{:>5.1} {:>3} {:>6.0} {:>5.1} {:>5.0}",
+        f.fps, f.freezes, f.g2g_p95, f.concealed_pct, f.bursts_pct
     )
 }
 
@@ -388,7 +425,7 @@ async fn main() {
     let browsers = Browsers::launch(&page).await;
 
     println!(
-        "cell                     | Confer: fps frz g2g95 conc% | Chromium: fps frz g2g95 conc%"
+        "cell                 | Confer: fps frz  g2g95 conc% bursts% | Chromium: fps frz  g2g95 conc% bursts%"
     );
     let only = |name: &str, value: u32| {
         arg(name, usize::MAX) == usize::MAX || arg(name, 0) == value as usize
