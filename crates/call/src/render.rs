@@ -13,19 +13,26 @@
 //! before it, and the delay is the 95th percentile of that over the last few seconds. It rises
 //! at once and falls by at most 100 ms a second (libwebrtc's video timing limits its changes
 //! the same way), and is capped so that a long outage turns into a skip, not into lasting
-//! latency. Comparing with the frames just before, not with the quickest frame of the whole
-//! window, is what keeps a queue on the path from turning into playout delay: a queue that
-//! builds and drains moves every frame's transit together, which is latency the path added
-//! and not jitter to absorb; holding frames back for it after the queue had gone added that
-//! latency a second time, for as long as the window remembered it.
+//! latency. A frame is due at the quickest transit of the last second plus the delay.
+//!
+//! Comparing with the frames just before, not with the quickest frame of a 4 s window, is what
+//! keeps a queue on the path from turning into playout delay: a queue that builds and drains
+//! moves every frame's transit together, which is latency the path added and not jitter to
+//! absorb; holding frames back for it after the queue had gone added that latency a second
+//! time, for as long as the window remembered it. Scheduling from the quickest transit of a
+//! whole second (not of those few frames) is what keeps repairs from being counted twice:
+//! under loss, several frames in a row can all be waiting behind repairs, and a reference
+//! taken from them would put the delay on top of their own lateness.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How far back lateness is remembered.
 const WINDOW: Duration = Duration::from_secs(4);
-/// How many frames before a frame set its expected transit.
+/// How many frames before a frame its lateness is measured against.
 const REFERENCE_FRAMES: usize = 4;
+/// The quickest transit over this long is when frames are due (before the delay).
+const LEVEL_WINDOW: Duration = Duration::from_secs(1);
 /// How fast the delay falls once frames arrive on time again, per second.
 const DECAY_PER_SECOND: f64 = 0.100;
 
@@ -37,6 +44,8 @@ pub struct RenderClock {
     window: VecDeque<(Instant, f64)>,
     /// The transits (seconds since the epoch minus RTP seconds) of the last frames.
     recent: VecDeque<f64>,
+    /// (arrival, transit) over the last [`LEVEL_WINDOW`].
+    level: VecDeque<(Instant, f64)>,
     last_arrival: Option<Instant>,
     last_rtp: Option<u32>,
     rtp_base: i64,
@@ -51,6 +60,7 @@ impl RenderClock {
             epoch: Instant::now(),
             window: VecDeque::new(),
             recent: VecDeque::new(),
+            level: VecDeque::new(),
             last_arrival: None,
             last_rtp: None,
             rtp_base: 0,
@@ -79,13 +89,26 @@ impl RenderClock {
     pub fn schedule(&mut self, rtp: u32, arrival: Instant) -> Instant {
         let media = self.rtp_seconds(rtp);
         let transit = arrival.duration_since(self.epoch).as_secs_f64() - media;
-        // The quickest of this frame and the few before it is "on time".
+        // This frame is late by how much slower it was than the quickest of the few before.
         self.recent.push_back(transit);
         if self.recent.len() > REFERENCE_FRAMES + 1 {
             self.recent.pop_front();
         }
-        let on_time = self.recent.iter().copied().fold(f64::INFINITY, f64::min);
-        self.window.push_back((arrival, transit - on_time));
+        let expected = self.recent.iter().copied().fold(f64::INFINITY, f64::min);
+        self.window.push_back((arrival, transit - expected));
+        self.level.push_back((arrival, transit));
+        while self
+            .level
+            .front()
+            .is_some_and(|&(at, _)| arrival.duration_since(at) > LEVEL_WINDOW)
+        {
+            self.level.pop_front();
+        }
+        let on_time = self
+            .level
+            .iter()
+            .map(|&(_, t)| t)
+            .fold(f64::INFINITY, f64::min);
         while self
             .window
             .front()
@@ -215,6 +238,44 @@ mod tests {
             clock.delay() < Duration::from_millis(1),
             "{:?}",
             clock.delay()
+        );
+    }
+
+    #[test]
+    fn frames_behind_repairs_are_not_held_back_twice() {
+        // One frame in six loses a packet (at random, seeded), repaired 230 ms after it was
+        // captured; the frames after it wait for it. Often several frames in a row are late.
+        let mut clock = RenderClock::new(Duration::from_millis(400));
+        let t0 = Instant::now();
+        let mut seed: u64 = 7;
+        let mut held_until = t0;
+        let (mut late, mut shown) = (Vec::new(), Vec::new());
+        for k in 0..900u32 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let captured = t0 + FRAME * k;
+            if (seed >> 33).is_multiple_of(6) {
+                held_until = held_until.max(captured + Duration::from_millis(230));
+            }
+            let arrival = captured.max(held_until);
+            let due = clock.schedule(k * 3000, arrival);
+            if k >= 150 {
+                late.push((arrival - captured).as_secs_f64());
+                shown.push((due - captured).as_secs_f64());
+            }
+        }
+        let p95 = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() * 95 / 100]
+        };
+        let (late, shown) = (p95(&mut late), p95(&mut shown));
+        // Shown evenly means shown as late as the late ones arrive, and no later.
+        assert!(
+            shown <= late + 0.010,
+            "p95 shown {:.0} ms after capture, p95 arrival {:.0} ms",
+            shown * 1e3,
+            late * 1e3
         );
     }
 
