@@ -67,7 +67,25 @@ async fn glass_to_glass(handle: &ServerHandle, video: &str, kbps: u32, seconds: 
         common::first_frame(&mut host),
         common::first_frame(&mut guest)
     );
-    // Let the encoder's rate control settle for a second before measuring.
+    // A call starts at 400 kbit/s and climbs: measure once both sides receive the source's
+    // full size, and the encoder's rate control has had a second more to settle.
+    let width: u32 = video
+        .split_once(':')
+        .and_then(|(_, size)| size.split_once('x'))
+        .and_then(|(w, _)| w.parse().ok())
+        .expect("pattern:WxH");
+    let mut full = [false, false];
+    let climbed = tokio::time::Instant::now() + Duration::from_secs(15);
+    while full != [true, true] {
+        let (side, event) = tokio::time::timeout_at(climbed, async {
+            tokio::select! { e = host.next_event() => (0, e), e = guest.next_event() => (1, e) }
+        })
+        .await
+        .expect("both sides at full size within 15 s");
+        if let Some(CallEvent::RemoteVideo(frame)) = event {
+            full[side] |= frame.width == width;
+        }
+    }
     let settle = tokio::time::Instant::now() + Duration::from_secs(1);
     while tokio::time::timeout_at(settle, async {
         tokio::select! { _ = host.next_event() => {}, _ = guest.next_event() => {} }
