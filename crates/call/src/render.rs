@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 
 /// How far back lateness is remembered.
 const WINDOW: Duration = Duration::from_secs(4);
+/// Frames before a silence this long are not a reference for the ones after it.
+const RESET_AFTER: Duration = Duration::from_secs(1);
 /// How many frames before a frame its lateness is measured against.
 const REFERENCE_FRAMES: usize = 4;
 /// The quickest transit over this long is when frames are due (before the delay).
@@ -92,6 +94,16 @@ impl RenderClock {
     pub fn schedule(&mut self, rtp: u32, arrival: Instant) -> Instant {
         let media = self.rtp_seconds(rtp);
         let transit = arrival.duration_since(self.epoch).as_secs_f64() - media;
+        // After a silence (a cut, a restart onto another path) the frames before say nothing
+        // about this one: judged against them, the first frame of a new path was "late" by
+        // the difference and held back by it (a 5 s cut: 340 ms to the first new frame
+        // instead of 204).
+        if self
+            .last_arrival
+            .is_some_and(|at| arrival.saturating_duration_since(at) > RESET_AFTER)
+        {
+            self.recent.clear();
+        }
         // This frame is late by how much slower it was than the quickest of the few before.
         self.recent.push_back(transit);
         if self.recent.len() > REFERENCE_FRAMES + 1 {
@@ -280,6 +292,21 @@ mod tests {
             shown * 1e3,
             late * 1e3
         );
+    }
+
+    #[test]
+    fn the_first_frame_after_a_cut_is_shown_at_once() {
+        let mut clock = RenderClock::new(Duration::from_millis(400));
+        let t0 = Instant::now();
+        for k in 0..90u32 {
+            clock.schedule(k * 3000, t0 + FRAME * k);
+        }
+        // 5 s without frames; then a path 150 ms slower.
+        for k in 240..300u32 {
+            let arrival = t0 + FRAME * k + Duration::from_millis(150);
+            let due = clock.schedule(k * 3000, arrival);
+            assert!(due - arrival < Duration::from_millis(1), "frame {k} held");
+        }
     }
 
     #[test]
