@@ -30,14 +30,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// How far back lateness is remembered.
+/// How far back lateness is remembered, and over which the quickest transit says when frames
+/// are due (before the delay).
 const WINDOW: Duration = Duration::from_secs(4);
 /// Frames before a silence this long are not a reference for the ones after it.
 const RESET_AFTER: Duration = Duration::from_secs(1);
 /// How many frames before a frame its lateness is measured against.
 const REFERENCE_FRAMES: usize = 4;
-/// The quickest transit over this long is when frames are due (before the delay).
-const LEVEL_WINDOW: Duration = Duration::from_secs(4);
 /// How fast the delay falls once frames arrive on time again, per second.
 const DECAY_PER_SECOND: f64 = 0.100;
 
@@ -45,12 +44,11 @@ const DECAY_PER_SECOND: f64 = 0.100;
 #[derive(Debug)]
 pub struct RenderClock {
     epoch: Instant,
-    /// (arrival, how late, s) per frame, oldest first.
-    window: VecDeque<(Instant, f64)>,
-    /// The transits (seconds since the epoch minus RTP seconds) of the last frames.
+    /// (arrival, transit, how late; s) per frame over the last [`WINDOW`], oldest first.
+    /// Transit is seconds since the epoch minus RTP seconds.
+    window: VecDeque<(Instant, f64, f64)>,
+    /// The transits of the last frames.
     recent: VecDeque<f64>,
-    /// (arrival, transit) over the last [`LEVEL_WINDOW`].
-    level: VecDeque<(Instant, f64)>,
     last_arrival: Option<Instant>,
     last_rtp: Option<u32>,
     rtp_base: i64,
@@ -65,7 +63,6 @@ impl RenderClock {
             epoch: Instant::now(),
             window: VecDeque::new(),
             recent: VecDeque::new(),
-            level: VecDeque::new(),
             last_arrival: None,
             last_rtp: None,
             rtp_base: 0,
@@ -110,28 +107,21 @@ impl RenderClock {
             self.recent.pop_front();
         }
         let expected = self.recent.iter().copied().fold(f64::INFINITY, f64::min);
-        self.window.push_back((arrival, transit - expected));
-        self.level.push_back((arrival, transit));
-        while self
-            .level
-            .front()
-            .is_some_and(|&(at, _)| arrival.duration_since(at) > LEVEL_WINDOW)
-        {
-            self.level.pop_front();
-        }
-        let on_time = self
-            .level
-            .iter()
-            .map(|&(_, t)| t)
-            .fold(f64::INFINITY, f64::min);
+        self.window
+            .push_back((arrival, transit, transit - expected));
         while self
             .window
             .front()
-            .is_some_and(|&(at, _)| arrival.duration_since(at) > WINDOW)
+            .is_some_and(|&(at, ..)| arrival.duration_since(at) > WINDOW)
         {
             self.window.pop_front();
         }
-        let mut late: Vec<f64> = self.window.iter().map(|&(_, l)| l).collect();
+        let on_time = self
+            .window
+            .iter()
+            .map(|&(_, t, _)| t)
+            .fold(f64::INFINITY, f64::min);
+        let mut late: Vec<f64> = self.window.iter().map(|&(.., l)| l).collect();
         late.sort_by(f64::total_cmp);
         let p95 = late[(late.len() * 95 / 100).min(late.len() - 1)];
         let wanted = Duration::from_secs_f64(p95.max(0.0)).min(self.max);
