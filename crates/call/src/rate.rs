@@ -21,9 +21,10 @@ pub const AUDIO_RESERVE_KBPS: u32 = 48;
 /// The least video is given, kbit/s (a 180p picture at 15 fps).
 pub const MIN_VIDEO_KBPS: u32 = 60;
 /// Where a call starts, all media, kbit/s: what almost any path carries (libwebrtc starts at
-/// 300 kbit/s of video), and enough for 640x360 from the first frame. Starting at the most the call may send put a second of queue and a
-/// burst of loss in front of the first frames on a slower link; from here the estimator
-/// climbs by half a second until the path first pushes back (`crate::estimate`).
+/// 300 kbit/s of video), and enough for 640x360 from the first frame. Starting at the most
+/// the call may send put a second of queue and a burst of loss in front of the first frames
+/// on a slower link; from here the estimator climbs by 50% a second until the path first
+/// pushes back (`crate::estimate`).
 pub const START_KBPS: u32 = 400;
 
 /// The send-rate controller: loss- and delay-based, run once a second on what the other side
