@@ -519,6 +519,12 @@ pub struct CallStats {
     pub rtx_sent: u64,
     /// Retransmissions received on the RTX stream so far.
     pub rtx_received: u64,
+    /// Video repair packets per ten media packets we send now (0: no FEC).
+    pub fec_per_ten: u32,
+    /// Video repair packets (FEC) sent so far.
+    pub fec_sent: u64,
+    /// Video packets the other side's repair packets rebuilt here so far.
+    pub fec_recovered: u64,
     /// The network-quality indicator for this second (good / fair / poor, and why).
     pub quality: Option<crate::quality::NetworkQuality>,
     /// How much echo the canceller removes (its own estimate, dB), while it runs on a
@@ -627,6 +633,10 @@ struct Media {
     /// The send rate the congestion controller allows, bit/s (read by the video sender).
     bandwidth: Arc<AtomicU64>,
     controller: crate::rate::Controller,
+    /// Video repair packets per ten media packets (`crate::fec`), set once a second from
+    /// the loss held for it.
+    protection: crate::fec::Protection,
+    fec_loss: f64,
 }
 
 impl Drop for Media {
@@ -670,7 +680,9 @@ fn start_media(
         fps.round() as u32,
         config.video_kbps,
         Arc::clone(&bandwidth),
-    );
+    )
+    .with_protection(peer.video_protection());
+    let protection = peer.video_protection();
     let plan = rate.plan();
     let mut encoder = codec
         .encoder(plan.rung.width, plan.rung.height, plan.kbps)
@@ -1043,6 +1055,8 @@ fn start_media(
         switches: Arc::clone(switches),
         bandwidth,
         controller,
+        protection,
+        fec_loss: 0.0,
     })
 }
 
@@ -1256,6 +1270,9 @@ fn stats(
             retransmissions_dropped: net.retransmissions_dropped,
             rtx_sent: net.rtx_sent,
             rtx_received: net.rtx_received,
+            fec_per_ten: media.protection.load(Ordering::Relaxed),
+            fec_sent: net.fec_sent,
+            fec_recovered: net.fec_recovered,
             quality: None, // assessed from the rest, below
             echo_erle_db: counters
                 .microphone
@@ -1608,6 +1625,11 @@ async fn run(
                     let seen = transport_loss.unwrap_or(0.0).max(remote_loss.unwrap_or(0.0));
                     let fec = &m.counters.audio_fec_loss_pct;
                     fec.store(crate::rate::audio_fec_loss(fec.load(Ordering::Relaxed), seen), Ordering::Relaxed);
+                    // And video FEC, sized to the same loss and the round trip.
+                    m.fec_loss = crate::fec::held_loss(m.fec_loss, seen);
+                    if let Some(rtt_ms) = net.rtt_ms {
+                        m.protection.store(crate::fec::repair_per_ten(m.fec_loss, rtt_ms), Ordering::Relaxed);
+                    }
                     if let Some(s) = stats(net, m, &mut previous, peer_camera) {
                         // That feedback drives the rate as it arrives (crate::estimate); without
                         // it, the receiver-report controller decides once a second. The video

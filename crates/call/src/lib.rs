@@ -10,6 +10,7 @@
 pub mod assembler;
 pub mod call;
 pub mod estimate;
+pub mod fec;
 pub mod link;
 pub mod netwatch;
 pub mod peer;

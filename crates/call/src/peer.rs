@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+    MIME_TYPE_FLEX_FEC03, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
 };
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -511,6 +511,10 @@ pub struct NetworkStats {
     pub rtx_sent: u64,
     /// Retransmissions received on the RTX stream so far.
     pub rtx_received: u64,
+    /// Video repair packets (FEC) sent so far.
+    pub fec_sent: u64,
+    /// Video packets the far side's repair packets rebuilt here so far.
+    pub fec_recovered: u64,
     /// The queue on the path towards the other side, ms, from its transport-wide feedback
     /// (`None` while it sends none).
     pub send_queue_ms: Option<f64>,
@@ -721,6 +725,9 @@ pub struct Peer {
     rtx_types: crate::rtx::RtxTypes,
     /// What RTX did.
     rtx: Arc<crate::rtx::RtxCounters>,
+    /// Video repair packets per ten media packets, and what FEC did.
+    protection: crate::fec::Protection,
+    fec: Arc<crate::fec::FecCounters>,
     data: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
     keyframes: Arc<KeyframeFlag>,
     video: VideoOut,
@@ -794,6 +801,25 @@ fn video_codec(codec: VideoCodec) -> RTCRtpCodecParameters {
         payload_type,
     }
 }
+
+/// Video FEC: FlexFEC draft-03 (what browsers call `video/flexfec-03`), repairing whichever
+/// video codec is sent, since it protects packets by SSRC.
+fn flexfec_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_FLEX_FEC03.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            // The window (µs) a repair packet may refer back over, as browsers offer it.
+            sdp_fmtp_line: "repair-window=10000000".into(),
+            rtcp_feedback: Vec::new(),
+        },
+        payload_type: FLEXFEC_PAYLOAD_TYPE,
+    }
+}
+
+/// The FlexFEC payload type (dynamic, clear of the codecs' and RTX's).
+const FLEXFEC_PAYLOAD_TYPE: u8 = 125;
 
 /// The RTX format (RFC 4588) that carries `codec`'s retransmissions: the codec's payload type
 /// plus one, as browsers number them.
@@ -943,6 +969,8 @@ impl Peer {
         let payload_types = PayloadTypes::default();
         let rtx_types = crate::rtx::RtxTypes::default();
         let rtx = Arc::new(crate::rtx::RtxCounters::default());
+        let protection = crate::fec::Protection::default();
+        let fec = Arc::new(crate::fec::FecCounters::default());
         let mut media = MediaEngine::default();
         let order = match prefer {
             VideoCodec::Vp8 => [VideoCodec::Vp8, VideoCodec::H264],
@@ -954,6 +982,9 @@ impl Peer {
         for codec in order {
             media.register_codec(rtx_codec(codec), RtpCodecKind::Video)?;
         }
+        // Video FEC on its own SSRC (`crate::fec`): registering it is what makes webrtc-rs
+        // give the video encoding a repair SSRC and offer the `FEC-FR` group.
+        media.register_codec(flexfec_codec(), RtpCodecKind::Video)?;
         media.register_codec(audio_codec(), RtpCodecKind::Audio)?;
         // webrtc-rs's default chain, but NACKs go out every 20 ms (not 100) and at most twice
         // per packet: a lost packet is asked for within 20 ms of the gap showing, so its
@@ -981,6 +1012,16 @@ impl Peer {
                 CongestionControlBuilder::new(estimator).build(),
             )
             .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(
+                Slot::FecEncoder,
+                crate::fec::FecSender::new(Arc::clone(&protection), Arc::clone(&fec)),
+            )
+            .with(
+                Slot::FecDecoder,
+                crate::fec::FecReceiver::new(Arc::clone(&fec)),
+            )
+            // Past the transport-wide feedback, which must see the repair packets arrive.
+            .with(Slot::from(8_500), crate::fec::FecRepairSink::default())
             .with(
                 Slot::NackGenerator,
                 NackGeneratorBuilder::new()
@@ -1084,6 +1125,8 @@ impl Peer {
             payload_types,
             rtx_types,
             rtx,
+            protection,
+            fec,
             data,
             keyframes,
             video,
@@ -1273,6 +1316,8 @@ impl Peer {
             retransmissions_dropped: self.retransmissions_dropped.load(Ordering::Relaxed),
             rtx_sent: self.rtx.sent.load(Ordering::Relaxed),
             rtx_received: self.rtx.received.load(Ordering::Relaxed),
+            fec_sent: self.fec.sent.load(Ordering::Relaxed),
+            fec_recovered: self.fec.recovered.load(Ordering::Relaxed),
             ..NetworkStats::default()
         };
         let estimate = self.estimate();
@@ -1330,6 +1375,12 @@ impl Peer {
     /// controller, read by the video sender.
     pub fn bandwidth(&self) -> Arc<std::sync::atomic::AtomicU64> {
         Arc::clone(&self.bandwidth)
+    }
+
+    /// Video repair packets per ten media packets ([`crate::fec::repair_per_ten`]): set by the
+    /// call, read by the FEC sender and the video sender's rate.
+    pub fn video_protection(&self) -> crate::fec::Protection {
+        Arc::clone(&self.protection)
     }
 
     /// Why bridges to TURN over TCP/TLS could not connect, if any could not.

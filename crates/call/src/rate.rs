@@ -261,6 +261,9 @@ pub struct SendRate {
     kbps: u32,
     /// Frames owed to the encoder, for frame-rate reduction.
     credit: f64,
+    /// Video repair packets per ten media packets ([`crate::fec`]): the encoder gets that
+    /// share less.
+    protection: crate::fec::Protection,
 }
 
 impl SendRate {
@@ -275,11 +278,18 @@ impl SendRate {
             source_fps: fps.max(1),
             kbps: max_kbps,
             credit: 0.0,
+            protection: crate::fec::Protection::default(),
         };
         let first = rate.wanted_kbps();
         rate.kbps = first;
         rate.ladder.select(first);
         rate
+    }
+
+    /// Leaves room for the video FEC `protection` asks for (none unless given).
+    pub fn with_protection(mut self, protection: crate::fec::Protection) -> Self {
+        self.protection = protection;
+        self
     }
 
     /// Another source (a camera switch).
@@ -295,8 +305,11 @@ impl SendRate {
         if bps == 0 {
             return self.max_kbps;
         }
-        ((bps / 1000) as u32)
-            .saturating_sub(AUDIO_RESERVE_KBPS)
+        let per_ten = self
+            .protection
+            .load(Ordering::Relaxed)
+            .min(crate::fec::MAX_PER_TEN);
+        (((bps / 1000) as u32).saturating_sub(AUDIO_RESERVE_KBPS) * 10 / (10 + per_ten))
             .clamp(MIN_VIDEO_KBPS.min(self.max_kbps), self.max_kbps)
     }
 

@@ -53,7 +53,8 @@ async fn lossy_call(codec: VideoCodec, loss: f64, seed: u64) {
         eprintln!(
             "{who}: {} frames, {:.1}% of those captured, longest gap {:?}, {} bursts; \
              loss seen {:.1}% (sending {:?}), rtt {:?} ms, playout delay {:.0} ms, packets given up {}, \
-             rtx sent {} received {}, frames dropped {}, retransmissions over budget {}",
+             rtx sent {} received {}, video fec sent {} recovered {}, frames dropped {}, \
+             retransmissions over budget {}",
             w.ids.len(),
             100.0 * w.delivered_ratio(),
             w.longest_gap,
@@ -65,6 +66,8 @@ async fn lossy_call(codec: VideoCodec, loss: f64, seed: u64) {
             last.video_packets_given_up,
             last.rtx_sent,
             last.rtx_received,
+            last.fec_sent,
+            last.fec_recovered,
             last.dropped_frames,
             last.retransmissions_dropped
         );
@@ -75,12 +78,13 @@ async fn lossy_call(codec: VideoCodec, loss: f64, seed: u64) {
             .iter()
             .map(|s| {
                 format!(
-                    "{:.0}/{}k@{}p q{:.0} fec{}",
+                    "{:.0}/{}k@{}p q{:.0} fec{} video-fec{}/10",
                     s.bandwidth_estimate_kbps,
                     s.video_target_kbps,
                     s.sent_height,
                     s.send_queue_ms.unwrap_or(-1.0),
-                    s.audio_fec_loss_pct
+                    s.audio_fec_loss_pct,
+                    s.fec_per_ten
                 )
             })
             .collect();
