@@ -1,7 +1,7 @@
 //! 10% random loss both ways and 50 ms ± 10 ms of delay, from the first packet on (ICE and
 //! DTLS included): the call connects, at least 95% of the frames are decoded, no freeze
 //! reaches 500 ms, and every tone burst is heard. The relay's own counters must agree with
-//! what the peers saw. Repairs arrive as RTX (RFC 4588).
+//! what the peers saw. Repairs arrive as RTX (RFC 4588) and, at 10%, as FEC too.
 //!
 //! H.264 is checked at 1% loss: its retransmissions must name H.264's RTX type, not the VP8
 //! one webrtc-rs binds the track to (a receiver would unwrap them as VP8, lose the frame and
@@ -110,6 +110,16 @@ async fn lossy_call(codec: VideoCodec, loss: f64, seed: u64) {
         let last = w.stats.last().expect("stats");
         assert_eq!(last.codec_received, Some(codec), "{who} received {codec:?}");
         assert!(last.rtx_received > 0, "{who}'s repairs came as RTX");
+        // With 10% lost and a round trip of about 100 ms, FEC is on (confer-call's `fec`) and
+        // its repair packets rebuild packets at both ends.
+        if loss >= 0.05 {
+            assert!(
+                last.fec_sent > 0 && last.fec_recovered > 0,
+                "{who} sent {} repair packets and rebuilt {} packets from the other side's",
+                last.fec_sent,
+                last.fec_recovered
+            );
+        }
         assert!(
             last.rtx_sent > 0,
             "{who} repaired the other side's losses with RTX"
