@@ -625,7 +625,7 @@ struct Media {
     stop: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
     /// Received frames for the decoder thread.
-    to_decoder: std::sync::mpsc::Sender<(VideoCodec, Bytes, u32, bool)>,
+    to_decoder: std::sync::mpsc::Sender<(VideoCodec, Bytes, u32)>,
     /// The codec we send.
     codec: VideoCodec,
     playout: Arc<Mutex<Playout>>,
@@ -890,7 +890,7 @@ fn start_media(
     });
 
     // Received video: a decoder thread.
-    let (to_decoder, video_rx) = std::sync::mpsc::channel::<(VideoCodec, Bytes, u32, bool)>();
+    let (to_decoder, video_rx) = std::sync::mpsc::channel::<(VideoCodec, Bytes, u32)>();
     {
         let events = events.clone();
         let switches = Arc::clone(switches);
@@ -930,7 +930,7 @@ fn start_media(
                         frozen = true;
                         counters.freezes.fetch_add(1, Ordering::Relaxed);
                     }
-                    let (codec, data, rtp_timestamp, repaired) = match next {
+                    let (codec, data, rtp_timestamp) = match next {
                         Ok(item) => item,
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                         Err(_) => break,
@@ -967,10 +967,7 @@ fn start_media(
                                 .store(u64::from(frame.height), Ordering::Relaxed);
                             last_frame = Some(Instant::now());
                             frozen = false;
-                            due.push_back((
-                                clock.schedule(rtp_timestamp, Instant::now(), repaired),
-                                frame,
-                            ));
+                            due.push_back((clock.schedule(rtp_timestamp, Instant::now()), frame));
                             counters
                                 .playout_delay_us
                                 .store(clock.delay().as_micros() as u64, Ordering::Relaxed);
@@ -1502,12 +1499,12 @@ async fn run(
                             _ => {}
                         }
                     }
-                    PeerEvent::Video { codec, data, lost_before, rtp_timestamp, repaired } => {
+                    PeerEvent::Video { codec, data, lost_before, rtp_timestamp } => {
                         if let Some(m) = &media {
                             m.counters
                                 .packets_given_up
                                 .fetch_add(u64::from(lost_before), Ordering::Relaxed);
-                            let _ = m.to_decoder.send((codec, data, rtp_timestamp, repaired));
+                            let _ = m.to_decoder.send((codec, data, rtp_timestamp));
                         }
                     }
                     PeerEvent::DataOpen => {

@@ -2,17 +2,12 @@
 //! enough to absorb how late frames arrive.
 //!
 //! On a clean path frames arrive as they were captured, and each is shown the moment it is
-//! decoded. A path with jitter delivers them unevenly; shown as they come, they would stutter.
-//! So each frame is scheduled at its RTP time plus a playout delay, and no clock sync is
-//! needed: what counts is each frame's transit (arrival less RTP time, plus the clocks'
-//! unknown offset) next to the frames just before it.
-//!
-//! Frames that waited for a repair (the assembler says which: a retransmission or a packet
-//! rebuilt from FEC completed them, or a gap before them was given up) are not jitter: they
-//! are late by a round trip, and absorbing that would hold every frame back by it (with 300 ms
-//! each way and 5% loss the delay sat at its 400 ms cap). They are shown as soon as they are
-//! here and left out of the delay, as libwebrtc leaves frames delayed by retransmission out
-//! of its jitter estimate.
+//! decoded. Under loss, the frames behind a gap wait for its retransmission and then arrive
+//! together. Shown as they come, they would be a stall followed by a jump, and a reader that
+//! takes only the newest frame (the UI) would skip most of them. So each frame is scheduled
+//! at its RTP time plus a playout delay, and no clock sync is needed: what counts is each
+//! frame's transit (arrival less RTP time, plus the clocks' unknown offset) next to the
+//! frames just before it.
 //!
 //! A frame is late by how much longer its transit was than the quickest of the few frames
 //! before it, and the delay is the 95th percentile of that over the last few seconds. It rises
@@ -91,27 +86,11 @@ impl RenderClock {
         self.rtp_base as f64 / 90_000.0
     }
 
-    /// A frame captured at RTP time `rtp` was complete at `arrival`, after waiting for a
-    /// repair or not (`repaired`): when to show it (never before `arrival`).
-    pub fn schedule(&mut self, rtp: u32, arrival: Instant, repaired: bool) -> Instant {
+    /// A frame captured at RTP time `rtp` was complete at `arrival`: when to show it (never
+    /// before `arrival`).
+    pub fn schedule(&mut self, rtp: u32, arrival: Instant) -> Instant {
         let media = self.rtp_seconds(rtp);
         let transit = arrival.duration_since(self.epoch).as_secs_f64() - media;
-        if repaired {
-            // Late by a repair's round trip, which says nothing about the path's jitter:
-            // shown on the same schedule as the others, which is to say as soon as it is
-            // here, and not counted (libwebrtc leaves frames delayed by retransmission out of
-            // its jitter estimate the same way).
-            let on_time = self
-                .window
-                .iter()
-                .map(|&(_, t, _)| t)
-                .fold(f64::INFINITY, f64::min);
-            if !on_time.is_finite() {
-                return arrival;
-            }
-            let due = self.epoch + Duration::from_secs_f64((media + on_time).max(0.0)) + self.delay;
-            return due.max(arrival);
-        }
         // After a silence (a cut, a restart onto another path) the frames before say nothing
         // about this one: judged against them, the first frame of a new path was "late" by
         // the difference and held back by it (a 5 s cut: 340 ms to the first new frame
@@ -174,7 +153,7 @@ mod tests {
         let t0 = Instant::now();
         for k in 0..300u32 {
             let arrival = t0 + FRAME * k;
-            let due = clock.schedule(k * 3000, arrival, false);
+            let due = clock.schedule(k * 3000, arrival);
             assert!(due - arrival < Duration::from_millis(1), "frame {k}");
         }
         assert!(clock.delay() < Duration::from_millis(1));
@@ -191,7 +170,7 @@ mod tests {
             let captured = t0 + FRAME * k;
             let held_until = t0 + FRAME * (k - k % 10) + Duration::from_millis(120);
             let arrival = captured.max(held_until);
-            shown.push(clock.schedule(k * 3000, arrival, false));
+            shown.push(clock.schedule(k * 3000, arrival));
         }
         // Once the delay has learnt the 120 ms, frames are shown one frame interval apart.
         for pair in shown[100..].windows(2) {
@@ -215,13 +194,13 @@ mod tests {
         // 2 s of frames held up in 1 s stalls, each released all at once, then steady.
         for k in 0..60u32 {
             let held_until = t0 + FRAME * (k - k % 30) + Duration::from_secs(1);
-            clock.schedule(k * 3000, (t0 + FRAME * k).max(held_until), false);
+            clock.schedule(k * 3000, (t0 + FRAME * k).max(held_until));
         }
         assert_eq!(clock.delay(), Duration::from_millis(200));
         // Once the window has forgotten the stalls (4 s after the last frames held up
         // arrived, at 2 s), it falls at 100 ms a second.
         for k in 60..180u32 {
-            clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1), false);
+            clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1));
         }
         let d = clock.delay();
         assert!(
@@ -229,7 +208,7 @@ mod tests {
             "{d:?}"
         );
         for k in 180..240u32 {
-            clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1), false);
+            clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1));
         }
         assert!(
             clock.delay() < Duration::from_millis(5),
@@ -252,7 +231,7 @@ mod tests {
                 _ => 0,
             };
             let arrival = t0 + FRAME * k + Duration::from_millis(u64::from(queue_ms));
-            let due = clock.schedule(k * 3000, arrival, false);
+            let due = clock.schedule(k * 3000, arrival);
             if k >= 60 {
                 worst_hold = worst_hold.max(due - arrival);
             }
@@ -267,34 +246,25 @@ mod tests {
         );
     }
 
-    /// 900 frames (frame number, capture, arrival) of which one in six (at random, seeded)
-    /// loses a packet repaired `repair` after capture; the frames after it wait for it.
-    fn behind_repairs(seed: u64, repair: Duration) -> Vec<(u32, Instant, Instant)> {
-        let t0 = Instant::now();
-        let mut seed = seed;
-        let mut held_until = t0;
-        (0..900u32)
-            .map(|k| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let captured = t0 + FRAME * k;
-                if (seed >> 33).is_multiple_of(6) {
-                    held_until = held_until.max(captured + repair);
-                }
-                (k, captured, captured.max(held_until))
-            })
-            .collect()
-    }
-
     #[test]
     fn frames_behind_repairs_are_not_held_back_twice() {
         // One frame in six loses a packet (at random, seeded), repaired 230 ms after it was
         // captured; the frames after it wait for it. Often several frames in a row are late.
         let mut clock = RenderClock::new(Duration::from_millis(400));
+        let t0 = Instant::now();
+        let mut seed: u64 = 7;
+        let mut held_until = t0;
         let (mut late, mut shown) = (Vec::new(), Vec::new());
-        for (k, captured, arrival) in behind_repairs(7, Duration::from_millis(230)) {
-            let due = clock.schedule(k * 3000, arrival, false);
+        for k in 0..900u32 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let captured = t0 + FRAME * k;
+            if (seed >> 33).is_multiple_of(6) {
+                held_until = held_until.max(captured + Duration::from_millis(230));
+            }
+            let arrival = captured.max(held_until);
+            let due = clock.schedule(k * 3000, arrival);
             if k >= 150 {
                 late.push((arrival - captured).as_secs_f64());
                 shown.push((due - captured).as_secs_f64());
@@ -315,44 +285,16 @@ mod tests {
     }
 
     #[test]
-    fn frames_that_waited_for_a_repair_are_shown_as_they_come_and_hold_nothing_back() {
-        // A packet in one frame of six is lost and repaired 600 ms after capture (300 ms each
-        // way); the frames after it wait with it. All of those say they waited.
-        let mut clock = RenderClock::new(Duration::from_millis(400));
-        let mut worst_on_time_hold = Duration::ZERO;
-        for (k, captured, arrival) in behind_repairs(11, Duration::from_millis(600)) {
-            let repaired = arrival > captured;
-            let due = clock.schedule(k * 3000, arrival, repaired);
-            assert!(due >= arrival);
-            if repaired {
-                assert!(due - arrival < Duration::from_millis(1), "frame {k} held");
-            } else {
-                worst_on_time_hold = worst_on_time_hold.max(due - arrival);
-            }
-        }
-        // The frames that came on time are not held back for the repairs' round trip.
-        assert!(
-            worst_on_time_hold < Duration::from_millis(1),
-            "{worst_on_time_hold:?}"
-        );
-        assert!(
-            clock.delay() < Duration::from_millis(1),
-            "{:?}",
-            clock.delay()
-        );
-    }
-
-    #[test]
     fn the_first_frame_after_a_cut_is_shown_at_once() {
         let mut clock = RenderClock::new(Duration::from_millis(400));
         let t0 = Instant::now();
         for k in 0..90u32 {
-            clock.schedule(k * 3000, t0 + FRAME * k, false);
+            clock.schedule(k * 3000, t0 + FRAME * k);
         }
         // 5 s without frames; then a path 150 ms slower.
         for k in 240..300u32 {
             let arrival = t0 + FRAME * k + Duration::from_millis(150);
-            let due = clock.schedule(k * 3000, arrival, false);
+            let due = clock.schedule(k * 3000, arrival);
             assert!(due - arrival < Duration::from_millis(1), "frame {k} held");
         }
     }
@@ -364,7 +306,7 @@ mod tests {
         let start = u32::MAX - 3000 * 5;
         for k in 0..20u32 {
             let arrival = t0 + FRAME * k;
-            let due = clock.schedule(start.wrapping_add(k * 3000), arrival, false);
+            let due = clock.schedule(start.wrapping_add(k * 3000), arrival);
             assert!(due - arrival < Duration::from_millis(1), "frame {k}");
         }
     }
