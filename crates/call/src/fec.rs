@@ -44,8 +44,9 @@ const FULL_RTT_MS: f64 = 100.0;
 const MIN_LOSS: f64 = 0.01;
 
 /// Repair packets per ten media packets for `loss` (0..1, [`held_loss`]) and the round trip:
-/// 2.5 times the loss (a block of ten with 5% lost gets two, which rebuild any two losses the
-/// masks cover), half that under 100 ms of round trip, none under 40 ms or 1%.
+/// 2.5 times the loss, half that under 100 ms of round trip, none under 40 ms or 1%. With 5%
+/// lost a block of ten gets two; rtc's masks interleave (repair `i` covers every `k`-th
+/// packet from `i`), so they rebuild one loss in each half of the block.
 pub fn repair_per_ten(loss: f64, rtt_ms: f64) -> u32 {
     if loss < MIN_LOSS || rtt_ms < MIN_RTT_MS {
         return 0;
