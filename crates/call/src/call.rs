@@ -674,6 +674,7 @@ fn start_media(
     let controller =
         crate::rate::Controller::new(config.video_kbps + crate::rate::AUDIO_RESERVE_KBPS);
     let bandwidth = peer.bandwidth();
+    let protection = peer.video_protection();
     bandwidth.store((controller.rate_kbps() * 1000.0) as u64, Ordering::Relaxed);
     let mut rate = SendRate::new(
         source_size,
@@ -681,8 +682,7 @@ fn start_media(
         config.video_kbps,
         Arc::clone(&bandwidth),
     )
-    .with_protection(peer.video_protection());
-    let protection = peer.video_protection();
+    .with_protection(Arc::clone(&protection));
     let plan = rate.plan();
     let mut encoder = codec
         .encoder(plan.rung.width, plan.rung.height, plan.kbps)

@@ -219,13 +219,15 @@ impl JitterBuffer {
 
     /// The instruction for the next 20 ms tick.
     pub fn pop(&mut self) -> Instruction {
+        // Once per tick: it sorts the last 5 s of arrivals, and nothing here changes it.
+        let target_ms = self.target_delay_ms();
         let next = match self.next_play {
             Some(next) => next,
             None => {
                 let Some(&first) = self.packets.keys().next() else {
                     return Instruction::Silence;
                 };
-                if self.buffered_ms() < self.target_delay_ms() {
+                if self.buffered_ms() < target_ms {
                     return Instruction::Silence;
                 }
                 first
@@ -233,7 +235,7 @@ impl JitterBuffer {
         };
         // Too much queued (a burst after a stall): skip the oldest until near the target.
         let mut next = next;
-        let slack_ms = self.target_delay_ms() + 3 * (FRAME_US / 1000) as u32;
+        let slack_ms = target_ms + 3 * (FRAME_US / 1000) as u32;
         loop {
             self.next_play = Some(next);
             if !self.packets.contains_key(&next) || self.buffered_ms() <= slack_ms {
@@ -261,7 +263,7 @@ impl JitterBuffer {
         // at its starting depth, and everything that came later was dropped as late (audio
         // queued behind video on a 1 Mbit/s link: 5-9% of it concealed).
         self.next_play = Some(next);
-        if self.buffered_ms() < self.target_delay_ms() {
+        if self.buffered_ms() < target_ms {
             self.stats.held += 1;
         } else {
             self.next_play = Some(next + 1);
