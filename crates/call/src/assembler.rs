@@ -32,6 +32,10 @@ pub struct Frame {
     pub rtp_timestamp: u32,
     /// Packets given up on since the previous frame.
     pub lost_before: u16,
+    /// Whether it waited for a repair: it came out when a missing packet arrived (a
+    /// retransmission, a packet rebuilt from FEC) or when a gap was given up, not when its
+    /// own last packet arrived in order.
+    pub repaired: bool,
 }
 
 #[derive(Debug)]
@@ -51,6 +55,8 @@ pub struct FrameAssembler {
     next: Option<u64>,
     /// Newest timestamp seen (for the wait limit); `None` before the first packet.
     newest_ts: Option<u32>,
+    /// Highest sequence number seen.
+    highest: Option<u64>,
     lost: u64,
     /// Packets given up on and not yet reported with a frame.
     unreported: u64,
@@ -67,6 +73,7 @@ impl FrameAssembler {
             seq: SeqUnwrapper::default(),
             next: None,
             newest_ts: None,
+            highest: None,
             lost: 0,
             unreported: 0,
             max_wait: MAX_WAIT_TICKS,
@@ -125,6 +132,9 @@ impl FrameAssembler {
         if self.next.is_some_and(|n| ext < n) || packet.payload.is_empty() {
             return Vec::new(); // late (its frame was emitted or given up) or padding
         }
+        // A packet older than one already here filled a gap: whatever it completes waited.
+        let mut waited = self.highest.is_some_and(|h| ext < h);
+        self.highest = self.highest.max(Some(ext));
         let ts = packet.header.timestamp;
         // Newer in RTP's wrapping order (a stream may start anywhere in the 32 bits).
         if self
@@ -148,12 +158,16 @@ impl FrameAssembler {
                 let lost_before = std::mem::take(&mut self.unreported);
                 out.push(Frame {
                     lost_before: lost_before.min(u64::from(u16::MAX)) as u16,
+                    repaired: waited,
                     ..frame
                 });
                 continue;
             }
             match self.skip_gap() {
-                Some(skipped) => self.unreported += skipped,
+                Some(skipped) => {
+                    self.unreported += skipped;
+                    waited = true;
+                }
                 None => break,
             }
         }
@@ -206,6 +220,7 @@ impl FrameAssembler {
             data: data.freeze(),
             rtp_timestamp: ts,
             lost_before: 0,
+            repaired: false,
         })
     }
 
@@ -335,6 +350,7 @@ mod tests {
         assert_eq!(out.len(), 1, "complete at the marker");
         assert_eq!(out[0].data.as_ref(), &[7; 9]);
         assert_eq!((out[0].rtp_timestamp, out[0].lost_before), (1000, 0));
+        assert!(!out[0].repaired, "in order: it waited for nothing");
     }
 
     #[test]
@@ -348,6 +364,13 @@ mod tests {
         let out = a.push(&f1[1]);
         let ts: Vec<u32> = out.iter().map(|f| f.rtp_timestamp).collect();
         assert_eq!(ts, [3000, 6000]);
+        assert!(
+            out.iter().all(|f| f.repaired),
+            "both waited for the missing packet"
+        );
+        let next = frame(14, 9000, 2, 3);
+        a.push(&next[0]);
+        assert!(!a.push(&next[1])[0].repaired, "then in order again");
         // A retransmitted copy of something already emitted is ignored.
         assert!(a.push(&f1[1]).is_empty());
     }
@@ -379,6 +402,16 @@ mod tests {
             "the three packets of the broken frame"
         );
         assert_eq!(a.lost(), 3);
+        // Those held behind the gap waited; the newest came out with its own last packet.
+        let (newest, held) = out.split_last().expect("frames");
+        assert!(
+            !held.is_empty() && held.iter().all(|f| f.repaired),
+            "held behind the gap"
+        );
+        assert!(
+            !newest.repaired,
+            "completed in order after the gap was given up"
+        );
         // Everything queued behind the gap came out, in order.
         assert!(
             out.windows(2).all(

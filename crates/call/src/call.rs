@@ -26,7 +26,7 @@ use confer_media::{VideoCodec, VideoDecoder, VideoFrame};
 
 use crate::peer::{Peer, PeerEvent, Signal};
 use crate::rate::SendRate;
-use crate::render::RenderClock;
+use crate::render::{Presenter, RenderClock};
 use crate::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
 use crate::transfer;
 use confer_media::scale::Scaler;
@@ -213,6 +213,10 @@ enum DataMessage {
 /// The most a decoded frame is held back to smooth out late arrivals (beyond it, frames are
 /// shown as they come and the reader skips to the newest).
 const MAX_PLAYOUT_DELAY: Duration = Duration::from_millis(400);
+/// How long the video receiver waits for a frame when none is queued to be shown.
+const IDLE: Duration = Duration::from_millis(100);
+/// How often the video receiver looks whether the reader has taken the last frame.
+const READER_POLL: Duration = Duration::from_millis(4);
 
 /// Longest chat message accepted (characters).
 pub const MAX_CHAT_CHARS: usize = 4_000;
@@ -478,7 +482,8 @@ pub struct CallStats {
     pub codec_received: Option<VideoCodec>,
     /// Times the speaker ran out of audio to play so far.
     pub speaker_underruns: u64,
-    /// Decoded remote frames replaced by a newer one before the reader took them, so far.
+    /// Decoded remote frames never shown so far: replaced by a newer one before the reader
+    /// took them, or skipped for falling too far behind their time.
     pub frames_skipped: u64,
     /// Received video packets lost for good so far (not repaired by retransmission in
     /// time); each costs its frame and a keyframe request.
@@ -584,6 +589,14 @@ impl Latest {
     fn take(&self) -> Option<VideoFrame> {
         self.frame.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
+
+    /// The reader has taken the last frame.
+    fn is_empty(&self) -> bool {
+        self.frame
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
 }
 
 /// Leaves a value for a media thread to take.
@@ -625,7 +638,7 @@ struct Media {
     stop: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
     /// Received frames for the decoder thread.
-    to_decoder: std::sync::mpsc::Sender<(VideoCodec, Bytes, u32)>,
+    to_decoder: std::sync::mpsc::Sender<(VideoCodec, Bytes, u32, bool)>,
     /// The codec we send.
     codec: VideoCodec,
     playout: Arc<Mutex<Playout>>,
@@ -890,7 +903,7 @@ fn start_media(
     });
 
     // Received video: a decoder thread.
-    let (to_decoder, video_rx) = std::sync::mpsc::channel::<(VideoCodec, Bytes, u32)>();
+    let (to_decoder, video_rx) = std::sync::mpsc::channel::<(VideoCodec, Bytes, u32, bool)>();
     {
         let events = events.clone();
         let switches = Arc::clone(switches);
@@ -905,18 +918,23 @@ fn start_media(
                 let mut frozen = false;
                 // Decoded frames wait here until their time to be shown (crate::render).
                 let mut clock = RenderClock::new(MAX_PLAYOUT_DELAY);
-                let mut due: std::collections::VecDeque<(Instant, VideoFrame)> =
-                    std::collections::VecDeque::new();
+                let mut presenter = Presenter::default();
                 loop {
-                    let now = Instant::now();
-                    while due.front().is_some_and(|(at, _)| *at <= now) {
-                        if let Some((_, frame)) = due.pop_front() {
-                            switches.remote.put(frame);
-                        }
+                    let skipped = presenter.skipped();
+                    if let Some(frame) =
+                        presenter.release(Instant::now(), switches.remote.is_empty())
+                    {
+                        switches.remote.put(frame);
                     }
-                    let wait = due.front().map_or(Duration::from_millis(100), |(at, _)| {
-                        at.saturating_duration_since(now)
-                            .min(Duration::from_millis(100))
+                    switches
+                        .remote
+                        .skipped
+                        .fetch_add(presenter.skipped() - skipped, Ordering::Relaxed);
+                    let taken = switches.remote.is_empty();
+                    let wait = presenter.next_at(taken).map_or(IDLE, |at| {
+                        // Until the reader takes the last frame, look again soon.
+                        let soon = if taken { IDLE } else { READER_POLL };
+                        at.saturating_duration_since(Instant::now()).min(soon)
                     });
                     let next = video_rx.recv_timeout(wait);
                     if stop.load(Ordering::Relaxed) {
@@ -930,7 +948,7 @@ fn start_media(
                         frozen = true;
                         counters.freezes.fetch_add(1, Ordering::Relaxed);
                     }
-                    let (codec, data, rtp_timestamp) = match next {
+                    let (codec, data, rtp_timestamp, repaired) = match next {
                         Ok(item) => item,
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                         Err(_) => break,
@@ -967,7 +985,10 @@ fn start_media(
                                 .store(u64::from(frame.height), Ordering::Relaxed);
                             last_frame = Some(Instant::now());
                             frozen = false;
-                            due.push_back((clock.schedule(rtp_timestamp, Instant::now()), frame));
+                            presenter.push(
+                                clock.schedule(rtp_timestamp, Instant::now(), repaired),
+                                frame,
+                            );
                             counters
                                 .playout_delay_us
                                 .store(clock.delay().as_micros() as u64, Ordering::Relaxed);
@@ -1499,12 +1520,12 @@ async fn run(
                             _ => {}
                         }
                     }
-                    PeerEvent::Video { codec, data, lost_before, rtp_timestamp } => {
+                    PeerEvent::Video { codec, data, lost_before, rtp_timestamp, repaired } => {
                         if let Some(m) = &media {
                             m.counters
                                 .packets_given_up
                                 .fetch_add(u64::from(lost_before), Ordering::Relaxed);
-                            let _ = m.to_decoder.send((codec, data, rtp_timestamp));
+                            let _ = m.to_decoder.send((codec, data, rtp_timestamp, repaired));
                         }
                     }
                     PeerEvent::DataOpen => {

@@ -124,6 +124,8 @@ pub enum PeerEvent {
         rtp_timestamp: u32,
         /// Packets lost since the previous frame.
         lost_before: u16,
+        /// Whether it waited for a repair ([`crate::assembler::Frame::repaired`]).
+        repaired: bool,
     },
     /// The data channel (chat, control) is open.
     DataOpen,
@@ -464,6 +466,7 @@ async fn receive(
                         data: frame.data,
                         rtp_timestamp: frame.rtp_timestamp,
                         lost_before: frame.lost_before,
+                        repaired: frame.repaired,
                     });
                 }
             }

@@ -2,12 +2,26 @@
 //! enough to absorb how late frames arrive.
 //!
 //! On a clean path frames arrive as they were captured, and each is shown the moment it is
-//! decoded. Under loss, the frames behind a gap wait for its retransmission and then arrive
-//! together. Shown as they come, they would be a stall followed by a jump, and a reader that
-//! takes only the newest frame (the UI) would skip most of them. So each frame is scheduled
-//! at its RTP time plus a playout delay, and no clock sync is needed: what counts is each
-//! frame's transit (arrival less RTP time, plus the clocks' unknown offset) next to the
-//! frames just before it.
+//! decoded. A path with jitter delivers them unevenly; shown as they come, they would stutter.
+//! So each frame is scheduled at its RTP time plus a playout delay, and no clock sync is
+//! needed: what counts is each frame's transit (arrival less RTP time, plus the clocks'
+//! unknown offset) next to the frames just before it.
+//!
+//! Frames that waited for a repair (the assembler says which: a retransmission or a packet
+//! rebuilt from FEC completed them, or a gap before them was given up) are not jitter: they
+//! are late by a round trip, and absorbing that would hold every frame back by it (with 300 ms
+//! each way and 5% loss the delay sat at its 400 ms cap). They are shown as soon as they are
+//! here and left out of the delay, as libwebrtc leaves frames delayed by retransmission out
+//! of its jitter estimate.
+//!
+//! Shown as they come, though, the frames that waited together come out together, and a
+//! reader that takes only the newest frame (the UI, a display) would see the last of them
+//! and skip the rest: a stall and a jump. So the [`Presenter`] hands frames over one at a
+//! time: never two within a refresh of a 60 Hz display, and, for a while, not before the
+//! reader has taken the one before. A burst behind a repair plays out at up to twice a 30 fps
+//! stream's pace and catches up with the frames on time; a frame that has fallen too far
+//! behind its time is skipped rather than shown late, so a reader slower than the stream
+//! costs frames, not a growing latency.
 //!
 //! A frame is late by how much longer its transit was than the quickest of the few frames
 //! before it, and the delay is the 95th percentile of that over the last few seconds. It rises
@@ -39,6 +53,71 @@ const RESET_AFTER: Duration = Duration::from_secs(1);
 const REFERENCE_FRAMES: usize = 4;
 /// How fast the delay falls once frames arrive on time again, per second.
 const DECAY_PER_SECOND: f64 = 0.100;
+
+/// Never two frames closer than this: one refresh of a 60 Hz display.
+const MIN_GAP: Duration = Duration::from_micros(16_667);
+/// How long a due frame waits for the reader to take the one before (then it replaces it).
+const PATIENCE: Duration = Duration::from_millis(50);
+/// A frame this far past its time is skipped if a later one is due too.
+const TOO_LATE: Duration = Duration::from_millis(250);
+
+/// Decoded frames waiting to be shown, handed to the reader one at a time.
+#[derive(Debug)]
+pub struct Presenter<T> {
+    queue: VecDeque<(Instant, T)>,
+    last: Option<Instant>,
+    skipped: u64,
+}
+
+impl<T> Default for Presenter<T> {
+    fn default() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            last: None,
+            skipped: 0,
+        }
+    }
+}
+
+impl<T> Presenter<T> {
+    /// Queues a frame to be shown at `due` (after the frames queued before it).
+    pub fn push(&mut self, due: Instant, frame: T) {
+        self.queue.push_back((due, frame));
+    }
+
+    /// Frames skipped because they fell [`TOO_LATE`] behind their time.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The earliest the front frame may be handed over, given whether the reader has taken
+    /// the last one (`taken`); `None` when nothing is queued.
+    pub fn next_at(&self, taken: bool) -> Option<Instant> {
+        let &(due, _) = self.queue.front()?;
+        Some(match self.last {
+            None => due,
+            Some(last) => {
+                let wait = if taken { MIN_GAP } else { PATIENCE };
+                due.max(last + wait)
+            }
+        })
+    }
+
+    /// The frame to show at `now`, if one is due and the reader is ready for it (`taken`:
+    /// it has taken the last one).
+    pub fn release(&mut self, now: Instant, taken: bool) -> Option<T> {
+        // Skip what is too late while a later frame is due as well.
+        while self.queue.len() > 1 && self.queue[0].0 + TOO_LATE <= now && self.queue[1].0 <= now {
+            self.queue.pop_front();
+            self.skipped += 1;
+        }
+        if self.next_at(taken)? > now {
+            return None;
+        }
+        self.last = Some(now);
+        self.queue.pop_front().map(|(_, frame)| frame)
+    }
+}
 
 /// The render schedule of one remote video stream.
 #[derive(Debug)]
@@ -86,11 +165,27 @@ impl RenderClock {
         self.rtp_base as f64 / 90_000.0
     }
 
-    /// A frame captured at RTP time `rtp` was complete at `arrival`: when to show it (never
-    /// before `arrival`).
-    pub fn schedule(&mut self, rtp: u32, arrival: Instant) -> Instant {
+    /// A frame captured at RTP time `rtp` was complete at `arrival`, after waiting for a
+    /// repair or not (`repaired`): when to show it (never before `arrival`).
+    pub fn schedule(&mut self, rtp: u32, arrival: Instant, repaired: bool) -> Instant {
         let media = self.rtp_seconds(rtp);
         let transit = arrival.duration_since(self.epoch).as_secs_f64() - media;
+        if repaired {
+            // Late by a repair's round trip, which says nothing about the path's jitter:
+            // shown on the same schedule as the others, which is to say as soon as it is
+            // here, and not counted (libwebrtc leaves frames delayed by retransmission out of
+            // its jitter estimate the same way).
+            let on_time = self
+                .window
+                .iter()
+                .map(|&(_, t, _)| t)
+                .fold(f64::INFINITY, f64::min);
+            if !on_time.is_finite() {
+                return arrival;
+            }
+            let due = self.epoch + Duration::from_secs_f64((media + on_time).max(0.0)) + self.delay;
+            return due.max(arrival);
+        }
         // After a silence (a cut, a restart onto another path) the frames before say nothing
         // about this one: judged against them, the first frame of a new path was "late" by
         // the difference and held back by it (a 5 s cut: 340 ms to the first new frame
@@ -153,7 +248,7 @@ mod tests {
         let t0 = Instant::now();
         for k in 0..300u32 {
             let arrival = t0 + FRAME * k;
-            let due = clock.schedule(k * 3000, arrival);
+            let due = clock.schedule(k * 3000, arrival, false);
             assert!(due - arrival < Duration::from_millis(1), "frame {k}");
         }
         assert!(clock.delay() < Duration::from_millis(1));
@@ -170,7 +265,7 @@ mod tests {
             let captured = t0 + FRAME * k;
             let held_until = t0 + FRAME * (k - k % 10) + Duration::from_millis(120);
             let arrival = captured.max(held_until);
-            shown.push(clock.schedule(k * 3000, arrival));
+            shown.push(clock.schedule(k * 3000, arrival, false));
         }
         // Once the delay has learnt the 120 ms, frames are shown one frame interval apart.
         for pair in shown[100..].windows(2) {
@@ -194,13 +289,13 @@ mod tests {
         // 2 s of frames held up in 1 s stalls, each released all at once, then steady.
         for k in 0..60u32 {
             let held_until = t0 + FRAME * (k - k % 30) + Duration::from_secs(1);
-            clock.schedule(k * 3000, (t0 + FRAME * k).max(held_until));
+            clock.schedule(k * 3000, (t0 + FRAME * k).max(held_until), false);
         }
         assert_eq!(clock.delay(), Duration::from_millis(200));
         // Once the window has forgotten the stalls (4 s after the last frames held up
         // arrived, at 2 s), it falls at 100 ms a second.
         for k in 60..180u32 {
-            clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1));
+            clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1), false);
         }
         let d = clock.delay();
         assert!(
@@ -208,7 +303,7 @@ mod tests {
             "{d:?}"
         );
         for k in 180..240u32 {
-            clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1));
+            clock.schedule(k * 3000, t0 + FRAME * k + Duration::from_secs(1), false);
         }
         assert!(
             clock.delay() < Duration::from_millis(5),
@@ -231,7 +326,7 @@ mod tests {
                 _ => 0,
             };
             let arrival = t0 + FRAME * k + Duration::from_millis(u64::from(queue_ms));
-            let due = clock.schedule(k * 3000, arrival);
+            let due = clock.schedule(k * 3000, arrival, false);
             if k >= 60 {
                 worst_hold = worst_hold.max(due - arrival);
             }
@@ -246,25 +341,34 @@ mod tests {
         );
     }
 
+    /// 900 frames (frame number, capture, arrival) of which one in six (at random, seeded)
+    /// loses a packet repaired `repair` after capture; the frames after it wait for it.
+    fn behind_repairs(seed: u64, repair: Duration) -> Vec<(u32, Instant, Instant)> {
+        let t0 = Instant::now();
+        let mut seed = seed;
+        let mut held_until = t0;
+        (0..900u32)
+            .map(|k| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let captured = t0 + FRAME * k;
+                if (seed >> 33).is_multiple_of(6) {
+                    held_until = held_until.max(captured + repair);
+                }
+                (k, captured, captured.max(held_until))
+            })
+            .collect()
+    }
+
     #[test]
     fn frames_behind_repairs_are_not_held_back_twice() {
         // One frame in six loses a packet (at random, seeded), repaired 230 ms after it was
         // captured; the frames after it wait for it. Often several frames in a row are late.
         let mut clock = RenderClock::new(Duration::from_millis(400));
-        let t0 = Instant::now();
-        let mut seed: u64 = 7;
-        let mut held_until = t0;
         let (mut late, mut shown) = (Vec::new(), Vec::new());
-        for k in 0..900u32 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let captured = t0 + FRAME * k;
-            if (seed >> 33).is_multiple_of(6) {
-                held_until = held_until.max(captured + Duration::from_millis(230));
-            }
-            let arrival = captured.max(held_until);
-            let due = clock.schedule(k * 3000, arrival);
+        for (k, captured, arrival) in behind_repairs(7, Duration::from_millis(230)) {
+            let due = clock.schedule(k * 3000, arrival, false);
             if k >= 150 {
                 late.push((arrival - captured).as_secs_f64());
                 shown.push((due - captured).as_secs_f64());
@@ -285,16 +389,166 @@ mod tests {
     }
 
     #[test]
+    fn frames_that_waited_for_a_repair_are_shown_as_they_come_and_hold_nothing_back() {
+        // A packet in one frame of six is lost and repaired 600 ms after capture (300 ms each
+        // way); the frames after it wait with it. All of those say they waited.
+        let mut clock = RenderClock::new(Duration::from_millis(400));
+        let mut worst_on_time_hold = Duration::ZERO;
+        for (k, captured, arrival) in behind_repairs(11, Duration::from_millis(600)) {
+            let repaired = arrival > captured;
+            let due = clock.schedule(k * 3000, arrival, repaired);
+            assert!(due >= arrival);
+            if repaired {
+                assert!(due - arrival < Duration::from_millis(1), "frame {k} held");
+            } else {
+                worst_on_time_hold = worst_on_time_hold.max(due - arrival);
+            }
+        }
+        // The frames that came on time are not held back for the repairs' round trip.
+        assert!(
+            worst_on_time_hold < Duration::from_millis(1),
+            "{worst_on_time_hold:?}"
+        );
+        assert!(
+            clock.delay() < Duration::from_millis(1),
+            "{:?}",
+            clock.delay()
+        );
+    }
+
+    /// What a reader sees of frames (arrival, due) played through a [`Presenter`]: it takes
+    /// a frame `lag` after it is handed over (never: `None`). Time runs in 1 ms steps.
+    /// Returns (frame, taken at) per frame taken, and how many it never saw: replaced in
+    /// its slot before it took them, or skipped by the presenter.
+    fn present(
+        frames: &[(Instant, Instant)],
+        lag: Option<Duration>,
+    ) -> (Vec<(usize, Instant)>, u64) {
+        let mut presenter = Presenter::default();
+        let (mut slot, mut taken, mut replaced) = (None::<(usize, Instant)>, Vec::new(), 0);
+        let (start, mut next) = (frames[0].0, 0);
+        let end = frames[frames.len() - 1].1 + Duration::from_secs(1);
+        let mut now = start;
+        while now < end {
+            while next < frames.len() && frames[next].0 <= now {
+                presenter.push(frames[next].1, next);
+                next += 1;
+            }
+            if let Some((k, put)) = slot
+                && lag.is_some_and(|lag| put + lag <= now)
+            {
+                taken.push((k, now));
+                slot = None;
+            }
+            if let Some(k) = presenter.release(now, slot.is_none()) {
+                replaced += u64::from(slot.is_some());
+                slot = Some((k, now));
+            }
+            now += Duration::from_millis(1);
+        }
+        (taken, replaced + presenter.skipped())
+    }
+
+    #[test]
+    fn frames_released_together_reach_a_reader_of_the_newest_one_at_a_time() {
+        // 230 ms repairs: the frames behind each come out at once.
+        let frames = scheduled(behind_repairs(11, Duration::from_millis(230)));
+        let burst = frames.windows(7).any(|w| w[6].0 == w[0].0);
+        assert!(burst, "seven frames or more released at one instant");
+        // A reader that takes each frame within 3 ms sees every one, a refresh apart or more.
+        let (taken, missed) = present(&frames, Some(Duration::from_millis(3)));
+        assert_eq!((taken.len(), missed), (frames.len(), 0));
+        for pair in taken.windows(2) {
+            assert!(pair[0].0 < pair[1].0, "in order");
+            assert!(
+                pair[1].1 - pair[0].1 >= MIN_GAP,
+                "{:?}",
+                pair[1].1 - pair[0].1
+            );
+        }
+        // Catching up costs a burst's frames a little: at most the frames before them in
+        // the burst, a refresh each.
+        let mut behind: Vec<Duration> = taken
+            .iter()
+            .map(|&(k, at)| at - frames[k].1.max(frames[k].0))
+            .collect();
+        behind.sort();
+        let p95 = behind[behind.len() * 95 / 100];
+        assert!(
+            p95 < Duration::from_millis(150),
+            "p95 {p95:?} behind its time"
+        );
+    }
+
+    /// (arrival, due) of frames (number, capture, arrival) on a [`RenderClock`], told which
+    /// waited for a repair.
+    fn scheduled(frames: Vec<(u32, Instant, Instant)>) -> Vec<(Instant, Instant)> {
+        let mut clock = RenderClock::new(Duration::from_millis(400));
+        frames
+            .into_iter()
+            .map(|(k, captured, arrival)| {
+                (
+                    arrival,
+                    clock.schedule(k * 3000, arrival, arrival > captured),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_too_long_to_catch_up_with_skips_frames_rather_than_lag() {
+        // 600 ms repairs (300 ms each way) in one frame of six: the frames behind one repair
+        // often wait for the next, and come out 18 or more at a time.
+        let frames = scheduled(behind_repairs(11, Duration::from_millis(600)));
+        let (taken, missed) = present(&frames, Some(Duration::from_millis(3)));
+        assert_eq!(taken.len() as u64 + missed, frames.len() as u64);
+        assert!(
+            missed > 0 && missed < frames.len() as u64 / 10,
+            "{missed} missed"
+        );
+        let worst = taken
+            .iter()
+            .map(|&(k, at)| at - frames[k].1.max(frames[k].0))
+            .max()
+            .expect("frames");
+        assert!(worst < TOO_LATE + MIN_GAP * 2, "{worst:?} behind its time");
+    }
+
+    #[test]
+    fn a_reader_slower_than_the_stream_costs_frames_not_latency() {
+        // 30 fps on time; the reader takes a frame 45 ms after it is handed over.
+        let t0 = Instant::now();
+        let frames: Vec<(Instant, Instant)> = (0..300u32)
+            .map(|k| (t0 + FRAME * k, t0 + FRAME * k))
+            .collect();
+        let (taken, missed) = present(&frames, Some(Duration::from_millis(45)));
+        assert!(missed > 30, "{missed} frames not seen");
+        assert_eq!(taken.len() as u64 + missed, 300);
+        let worst = taken
+            .iter()
+            .map(|&(k, at)| at - frames[k].1)
+            .max()
+            .expect("frames");
+        assert!(
+            worst < TOO_LATE + PATIENCE + Duration::from_millis(50),
+            "{worst:?}"
+        );
+        // A reader that never takes still gets the newest frames, PATIENCE apart at worst.
+        let (_, missed) = present(&frames, None);
+        assert!(missed < 300);
+    }
+
+    #[test]
     fn the_first_frame_after_a_cut_is_shown_at_once() {
         let mut clock = RenderClock::new(Duration::from_millis(400));
         let t0 = Instant::now();
         for k in 0..90u32 {
-            clock.schedule(k * 3000, t0 + FRAME * k);
+            clock.schedule(k * 3000, t0 + FRAME * k, false);
         }
         // 5 s without frames; then a path 150 ms slower.
         for k in 240..300u32 {
             let arrival = t0 + FRAME * k + Duration::from_millis(150);
-            let due = clock.schedule(k * 3000, arrival);
+            let due = clock.schedule(k * 3000, arrival, false);
             assert!(due - arrival < Duration::from_millis(1), "frame {k} held");
         }
     }
@@ -306,7 +560,7 @@ mod tests {
         let start = u32::MAX - 3000 * 5;
         for k in 0..20u32 {
             let arrival = t0 + FRAME * k;
-            let due = clock.schedule(start.wrapping_add(k * 3000), arrival);
+            let due = clock.schedule(start.wrapping_add(k * 3000), arrival, false);
             assert!(due - arrival < Duration::from_millis(1), "frame {k}");
         }
     }

@@ -54,7 +54,7 @@ async fn lossy_call(codec: VideoCodec, loss: f64, seed: u64) {
             "{who}: {} frames, {:.1}% of those captured, longest gap {:?}, {} bursts; \
              loss seen {:.1}% (sending {:?}), rtt {:?} ms, playout delay {:.0} ms, packets given up {}, \
              rtx sent {} received {}, video fec sent {} recovered {}, frames dropped {}, \
-             retransmissions over budget {}",
+             skipped {}, retransmissions over budget {}",
             w.ids.len(),
             100.0 * w.delivered_ratio(),
             w.longest_gap,
@@ -69,6 +69,7 @@ async fn lossy_call(codec: VideoCodec, loss: f64, seed: u64) {
             last.fec_sent,
             last.fec_recovered,
             last.dropped_frames,
+            last.frames_skipped,
             last.retransmissions_dropped
         );
     }
