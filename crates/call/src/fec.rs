@@ -8,13 +8,15 @@
 //! far side's transport-wide feedback reports ([`repair_per_ten`]), and the encoder is given
 //! that much less ([`crate::rate::SendRate`]), so protection never adds to a congested path.
 //!
-//! rtc 0.21.1 brings the draft-03 encoder and decoder, and interceptors around them that do not
+//! rtc 0.21.1 brings a draft-03 encoder and decoder, and interceptors around them that do not
 //! fit here: the sending one has a fixed block shape (5 media + 2 repair, 40% always), and the
 //! receiving one decodes packets with the transport-wide sequence number the sender added
 //! after protecting them (it rebuilt garbage) and swallows the repair packets before the
-//! transport-wide feedback sees them arrive. [`FecSender`] uses the same encoder with blocks
-//! that end at a frame's end and a repair count that changes with the path, off when there is
-//! nothing to repair; [`FecReceiver`] and [`FecRepairSink`] decode and feed back correctly.
+//! transport-wide feedback sees them arrive. [`FecSender`] builds blocks that end at a
+//! frame's end with a repair count that changes with the path, off when there is nothing to
+//! repair, and masks of its own ([`crate::fec_encoder`]: two losses in a block are rebuilt
+//! far more often than with rtc's interleaved ones); [`FecReceiver`] and [`FecRepairSink`]
+//! decode with rtc's decoder and feed back correctly.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,10 +24,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use rtc::interceptor::{
-    Attribute, AttributedPacket, FlexFec03Decoder, FlexFec03Encoder, Interceptor, Packet,
-    StreamInfo, TaggedPacket,
+    Attribute, AttributedPacket, FlexFec03Decoder, Interceptor, Packet, StreamInfo, TaggedPacket,
 };
 use rtc::sansio::Protocol;
+
+use crate::fec_encoder::RepairEncoder;
 
 /// Repair packets sent per ten media packets (0: none), set once a second by the call from
 /// [`repair_per_ten`] and read by the sender and by the encoder's rate.
@@ -45,8 +48,7 @@ const MIN_LOSS: f64 = 0.01;
 
 /// Repair packets per ten media packets for `loss` (0..1, [`held_loss`]) and the round trip:
 /// 2.5 times the loss, half that under 100 ms of round trip, none under 40 ms or 1%. With 5%
-/// lost a block of ten gets two; rtc's masks interleave (repair `i` covers every `k`-th
-/// packet from `i`), so they rebuild one loss in each half of the block.
+/// lost a block of ten gets two, which rebuild any one loss and 33 of the 45 pairs.
 pub fn repair_per_ten(loss: f64, rtt_ms: f64) -> u32 {
     if loss < MIN_LOSS || rtt_ms < MIN_RTT_MS {
         return 0;
@@ -83,7 +85,7 @@ const MIN_BLOCK: usize = 4;
 const BLOCK: usize = 10;
 
 struct Stream {
-    encoder: FlexFec03Encoder,
+    encoder: RepairEncoder,
     block: Vec<rtc::rtp::Packet>,
 }
 
@@ -165,7 +167,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
         // The media packet leaves first; its block's repair packets follow it.
         self.writes.push_back(msg);
         if full {
-            let repairs = (stream.block.len() as u32 * per_ten).div_ceil(BLOCK as u32);
+            let repairs = (stream.block.len() * per_ten as usize).div_ceil(BLOCK);
             let packets = stream.encoder.encode(&stream.block, repairs);
             stream.block.clear();
             self.counters
@@ -190,8 +192,7 @@ impl Interceptor for FecSender {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         if let (Some(ssrc), Some(payload_type)) = (info.ssrc_fec, info.payload_type_fec) {
             // A random first sequence number, as for any RTP stream (RFC 3550).
-            let encoder =
-                FlexFec03Encoder::new(payload_type, ssrc).with_base_sequence_number(rand::random());
+            let encoder = RepairEncoder::new(payload_type, ssrc, rand::random());
             self.streams.insert(
                 info.ssrc,
                 Stream {

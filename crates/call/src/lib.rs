@@ -11,6 +11,7 @@ pub mod assembler;
 pub mod call;
 pub mod estimate;
 pub mod fec;
+pub mod fec_encoder;
 pub mod link;
 pub mod netwatch;
 pub mod peer;
