@@ -45,20 +45,27 @@ const MIN_RTT_MS: f64 = 40.0;
 const FULL_RTT_MS: f64 = 100.0;
 /// Loss below this is left to retransmissions.
 const MIN_LOSS: f64 = 0.01;
+/// From this round trip on protection is doubled: a block FEC cannot rebuild holds the
+/// frames after it (each needs the one before) for the retransmission's round trip, which at
+/// 600 ms is 18 frames for every block lost.
+const LONG_RTT_MS: f64 = 400.0;
 
 /// Repair packets per ten media packets for `loss` (0..1, [`held_loss`]) and the round trip:
-/// 2.5 times the loss, half that under 100 ms of round trip, none under 40 ms or 1%. With 5%
-/// lost a block of ten gets two, which rebuild any one loss and 33 of the 45 pairs.
+/// 2.5 times the loss, half that under 100 ms of round trip, twice that from 400 ms, none
+/// under 40 ms or 1%. With 5% lost a block of ten gets two, which rebuild any one loss and
+/// 33 of the 45 pairs; from 400 ms of round trip, three, which rebuild 42.
 pub fn repair_per_ten(loss: f64, rtt_ms: f64) -> u32 {
     if loss < MIN_LOSS || rtt_ms < MIN_RTT_MS {
         return 0;
     }
-    let full = ((loss.min(1.0) * 25.0).ceil() as u32).clamp(1, MAX_PER_TEN);
-    if rtt_ms < FULL_RTT_MS {
-        full.div_ceil(2)
+    let weight = if rtt_ms < FULL_RTT_MS {
+        12.5
+    } else if rtt_ms < LONG_RTT_MS {
+        25.0
     } else {
-        full
-    }
+        50.0
+    };
+    ((loss.min(1.0) * weight).ceil() as u32).clamp(1, MAX_PER_TEN)
 }
 
 /// The loss protection is sized for, given last second's `seen` and the figure before: up at
@@ -495,11 +502,14 @@ mod tests {
         assert_eq!(repair_per_ten(0.0, 600.0), 0);
         assert_eq!(repair_per_ten(0.005, 600.0), 0);
         assert_eq!(repair_per_ten(0.10, 10.0), 0);
-        // 2.5 times the loss with a long round trip, half of it under 100 ms.
-        assert_eq!(repair_per_ten(0.05, 600.0), 2);
-        assert_eq!(repair_per_ten(0.10, 600.0), 3);
-        assert_eq!(repair_per_ten(0.20, 600.0), 5);
+        // 2.5 times the loss, half of it under 100 ms of round trip, twice from 400 ms.
+        assert_eq!(repair_per_ten(0.05, 300.0), 2);
+        assert_eq!(repair_per_ten(0.10, 300.0), 3);
+        assert_eq!(repair_per_ten(0.20, 300.0), 5);
         assert_eq!(repair_per_ten(0.10, 60.0), 2);
+        assert_eq!(repair_per_ten(0.05, 600.0), 3);
+        assert_eq!(repair_per_ten(0.10, 600.0), 5);
+        assert_eq!(repair_per_ten(0.9, 300.0), MAX_PER_TEN);
         assert_eq!(repair_per_ten(0.9, 600.0), MAX_PER_TEN);
     }
 
@@ -511,14 +521,14 @@ mod tests {
         let mut levels = Vec::new();
         for seen in [0.06, 0.0, 0.02, 0.09, 0.0, 0.0] {
             loss = held_loss(loss, seen);
-            levels.push(repair_per_ten(loss, 600.0));
+            levels.push(repair_per_ten(loss, 300.0));
         }
         assert_eq!(levels, [2, 2, 2, 3, 2, 2]);
         // Then clean: off within about ten seconds.
         let clean = (1..)
             .find(|_| {
                 loss = held_loss(loss, 0.0);
-                repair_per_ten(loss, 600.0) == 0
+                repair_per_ten(loss, 300.0) == 0
             })
             .expect("falls");
         assert!((8..=14).contains(&clean), "{clean} s");
