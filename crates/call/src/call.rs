@@ -985,10 +985,8 @@ fn start_media(
                                 .store(u64::from(frame.height), Ordering::Relaxed);
                             last_frame = Some(Instant::now());
                             frozen = false;
-                            presenter.push(
-                                clock.schedule(rtp_timestamp, Instant::now(), repaired),
-                                frame,
-                            );
+                            let due = clock.schedule(rtp_timestamp, Instant::now(), repaired);
+                            presenter.push(due, clock.on_time().unwrap_or(due), frame);
                             counters
                                 .playout_delay_us
                                 .store(clock.delay().as_micros() as u64, Ordering::Relaxed);
