@@ -57,7 +57,8 @@ const DECAY_PER_SECOND: f64 = 0.100;
 
 /// Never two frames closer than this: one refresh of a 60 Hz display.
 const MIN_GAP: Duration = Duration::from_micros(16_667);
-/// How long a due frame waits for the reader to take the one before (then it replaces it).
+/// How long a due frame waits for the reader to take the one before (then the newest due
+/// frame replaces it).
 const PATIENCE: Duration = Duration::from_millis(50);
 /// A frame this much older (in the stream's schedule, i.e. capture time) than a newer frame
 /// that is ready too is skipped: after a repair that took a long round trip, showing every
@@ -125,6 +126,15 @@ impl<T> Presenter<T> {
         }
         if self.next_at(taken)? > now {
             return None;
+        }
+        // A reader that has not taken the last frame in PATIENCE is away or slower than the
+        // stream: it gets the newest frame due, as a latest-wins slot would give it, not the
+        // next of a queue that grows while it is away.
+        if !taken {
+            while self.queue.len() > 1 && self.queue[1].0 <= now {
+                self.queue.pop_front();
+                self.skipped += 1;
+            }
         }
         self.last = Some(now);
         self.queue.pop_front().map(|(.., frame)| frame)
@@ -577,6 +587,31 @@ mod tests {
         // A reader that never takes still gets the newest frames, PATIENCE apart at worst.
         let (_, missed) = present(&frames, None);
         assert!(missed < 300);
+    }
+
+    #[test]
+    fn a_reader_away_for_a_second_comes_back_to_a_fresh_frame() {
+        // 30 fps on time; the reader takes nothing for a second: what waits in its slot is
+        // one of the newest frames, not the next of a queue that grew meanwhile.
+        let t0 = Instant::now();
+        let mut presenter = Presenter::default();
+        let (mut in_slot, mut next) = (None, 0u32);
+        for ms in 0..1000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            if t0 + FRAME * next <= now {
+                presenter.push(now, now, next);
+                next += 1;
+            }
+            if let Some(frame) = presenter.release(now, in_slot.is_none()) {
+                in_slot = Some(frame);
+            }
+        }
+        let held = in_slot.expect("a frame");
+        assert!(
+            next - held <= 3,
+            "frame {held} waiting, {} captured",
+            next - 1
+        );
     }
 
     #[test]
