@@ -483,7 +483,8 @@ pub struct CallStats {
     /// Times the speaker ran out of audio to play so far.
     pub speaker_underruns: u64,
     /// Decoded remote frames never shown so far: replaced by a newer one before the reader
-    /// took them, or skipped for falling too far behind their time.
+    /// took them, or skipped because one captured 250 ms later was ready too
+    /// ([`crate::render::Presenter`]).
     pub frames_skipped: u64,
     /// Received video packets lost for good so far (not repaired by retransmission in
     /// time); each costs its frame and a keyframe request.
@@ -921,16 +922,15 @@ fn start_media(
                 let mut presenter = Presenter::default();
                 loop {
                     let skipped = presenter.skipped();
-                    if let Some(frame) =
-                        presenter.release(Instant::now(), switches.remote.is_empty())
-                    {
+                    let mut taken = switches.remote.is_empty();
+                    if let Some(frame) = presenter.release(Instant::now(), taken) {
                         switches.remote.put(frame);
+                        taken = false;
                     }
                     switches
                         .remote
                         .skipped
                         .fetch_add(presenter.skipped() - skipped, Ordering::Relaxed);
-                    let taken = switches.remote.is_empty();
                     let wait = presenter.next_at(taken).map_or(IDLE, |at| {
                         // Until the reader takes the last frame, look again soon.
                         let soon = if taken { IDLE } else { READER_POLL };
@@ -985,8 +985,10 @@ fn start_media(
                                 .store(u64::from(frame.height), Ordering::Relaxed);
                             last_frame = Some(Instant::now());
                             frozen = false;
-                            let due = clock.schedule(rtp_timestamp, Instant::now(), repaired);
-                            presenter.push(due, clock.on_time().unwrap_or(due), frame);
+                            presenter.push(
+                                clock.schedule(rtp_timestamp, Instant::now(), repaired),
+                                frame,
+                            );
                             counters
                                 .playout_delay_us
                                 .store(clock.delay().as_micros() as u64, Ordering::Relaxed);

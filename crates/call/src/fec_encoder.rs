@@ -18,6 +18,7 @@
 
 use bytes::Bytes;
 use rtc::rtp::{self, header::Header};
+use rtc::shared::marshal::Marshal;
 
 /// The fixed RTP header every media packet starts with; what follows it (CSRCs, extensions,
 /// payload) is protected as payload.
@@ -84,15 +85,13 @@ impl RepairEncoder {
         }
         let Ok(wire) = block
             .iter()
-            .map(|p| {
-                use rtc::shared::marshal::Marshal;
-                p.marshal()
-            })
+            .map(Marshal::marshal)
             .collect::<Result<Vec<_>, _>>()
         else {
             return Vec::new();
         };
         let repairs = repairs.min(block.len());
+        let codes: Vec<u64> = (0..block.len()).map(|i| code(i, repairs)).collect();
         let mask_len = if block.len() > 15 {
             HEADER + MASK2
         } else {
@@ -101,7 +100,7 @@ impl RepairEncoder {
         (0..repairs)
             .filter_map(|r| {
                 let covered: Vec<usize> = (0..block.len())
-                    .filter(|&i| code(i, repairs) >> r & 1 == 1)
+                    .filter(|&i| codes[i] >> r & 1 == 1)
                     .collect();
                 let longest = covered.iter().map(|&i| wire[i].len() - RTP_HEADER).max()?;
                 let mut payload = vec![0u8; mask_len + longest];

@@ -71,7 +71,7 @@ const TOO_LATE: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub struct Presenter<T> {
     /// (due, on time, frame): when to show it, and when it would have been shown had it not
-    /// waited for a repair ([`RenderClock::on_time`]).
+    /// waited for a repair ([`Scheduled::on_time`]).
     queue: VecDeque<(Instant, Instant, T)>,
     last: Option<Instant>,
     skipped: u64,
@@ -90,11 +90,12 @@ impl<T> Default for Presenter<T> {
 impl<T> Presenter<T> {
     /// Queues a frame to be shown at `due` (after the frames queued before it), which was
     /// `on_time` in the stream's schedule.
-    pub fn push(&mut self, due: Instant, on_time: Instant, frame: T) {
-        self.queue.push_back((due, on_time.min(due), frame));
+    pub fn push(&mut self, Scheduled { due, on_time }: Scheduled, frame: T) {
+        self.queue.push_back((due, on_time, frame));
     }
 
-    /// Frames skipped because a frame [`TOO_LATE`] newer was ready.
+    /// Frames skipped so far: a frame 250 ms newer was ready, or the reader had not taken
+    /// the last one in 50 ms.
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
@@ -141,6 +142,16 @@ impl<T> Presenter<T> {
     }
 }
 
+/// When to show a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheduled {
+    /// When to show it (never before it arrived).
+    pub due: Instant,
+    /// Where it stands in the stream's schedule: when it would have been due had it not
+    /// arrived late (at most `due`).
+    pub on_time: Instant,
+}
+
 /// The render schedule of one remote video stream.
 #[derive(Debug)]
 pub struct RenderClock {
@@ -155,8 +166,6 @@ pub struct RenderClock {
     rtp_base: i64,
     delay: Duration,
     max: Duration,
-    /// When the last frame scheduled would have been due had it not waited for anything.
-    on_time: Option<Instant>,
 }
 
 impl RenderClock {
@@ -171,20 +180,12 @@ impl RenderClock {
             rtp_base: 0,
             delay: Duration::ZERO,
             max,
-            on_time: None,
         }
     }
 
     /// The playout delay now.
     pub fn delay(&self) -> Duration {
         self.delay
-    }
-
-    /// Where the last frame scheduled stood in the stream's schedule: when it would have
-    /// been due had it not arrived late (before [`Self::schedule`]'s "never before it
-    /// arrives"). `None` before the first frame.
-    pub fn on_time(&self) -> Option<Instant> {
-        self.on_time
     }
 
     /// RTP timestamp (90 kHz, wrapping) → seconds on a continuous scale.
@@ -197,9 +198,28 @@ impl RenderClock {
         self.rtp_base as f64 / 90_000.0
     }
 
+    /// The quickest transit of the window (infinite while it is empty).
+    fn quickest_transit(&self) -> f64 {
+        self.window
+            .iter()
+            .map(|&(_, t, _)| t)
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// A frame at `media` seconds on time at the quickest transit plus the delay, shown then
+    /// or when it arrived, whichever is later.
+    fn scheduled(&self, media: f64, quickest: f64, arrival: Instant) -> Scheduled {
+        let on_time =
+            self.epoch + Duration::from_secs_f64((media + quickest).max(0.0)) + self.delay;
+        Scheduled {
+            due: on_time.max(arrival),
+            on_time,
+        }
+    }
+
     /// A frame captured at RTP time `rtp` was complete at `arrival`, after waiting for a
-    /// repair or not (`repaired`): when to show it (never before `arrival`).
-    pub fn schedule(&mut self, rtp: u32, arrival: Instant, repaired: bool) -> Instant {
+    /// repair or not (`repaired`): when to show it.
+    pub fn schedule(&mut self, rtp: u32, arrival: Instant, repaired: bool) -> Scheduled {
         let media = self.rtp_seconds(rtp);
         let transit = arrival.duration_since(self.epoch).as_secs_f64() - media;
         if repaired {
@@ -207,18 +227,14 @@ impl RenderClock {
             // shown on the same schedule as the others, which is to say as soon as it is
             // here, and not counted (libwebrtc leaves frames delayed by retransmission out of
             // its jitter estimate the same way).
-            let on_time = self
-                .window
-                .iter()
-                .map(|&(_, t, _)| t)
-                .fold(f64::INFINITY, f64::min);
-            if !on_time.is_finite() {
-                self.on_time = Some(arrival);
-                return arrival;
+            let quickest = self.quickest_transit();
+            if !quickest.is_finite() {
+                return Scheduled {
+                    due: arrival,
+                    on_time: arrival,
+                };
             }
-            let due = self.epoch + Duration::from_secs_f64((media + on_time).max(0.0)) + self.delay;
-            self.on_time = Some(due);
-            return due.max(arrival);
+            return self.scheduled(media, quickest, arrival);
         }
         // After a silence (a cut, a restart onto another path) the frames before say nothing
         // about this one: judged against them, the first frame of a new path was "late" by
@@ -245,11 +261,7 @@ impl RenderClock {
         {
             self.window.pop_front();
         }
-        let on_time = self
-            .window
-            .iter()
-            .map(|&(_, t, _)| t)
-            .fold(f64::INFINITY, f64::min);
+        let quickest = self.quickest_transit();
         let mut late: Vec<f64> = self.window.iter().map(|&(.., l)| l).collect();
         late.sort_by(f64::total_cmp);
         let p95 = late[(late.len() * 95 / 100).min(late.len() - 1)];
@@ -265,9 +277,7 @@ impl RenderClock {
                 .saturating_sub(since_last.mul_f64(DECAY_PER_SECOND))
                 .max(wanted)
         };
-        let due = self.epoch + Duration::from_secs_f64((media + on_time).max(0.0)) + self.delay;
-        self.on_time = Some(due);
-        due.max(arrival)
+        self.scheduled(media, quickest, arrival)
     }
 }
 
@@ -283,7 +293,7 @@ mod tests {
         let t0 = Instant::now();
         for k in 0..300u32 {
             let arrival = t0 + FRAME * k;
-            let due = clock.schedule(k * 3000, arrival, false);
+            let due = clock.schedule(k * 3000, arrival, false).due;
             assert!(due - arrival < Duration::from_millis(1), "frame {k}");
         }
         assert!(clock.delay() < Duration::from_millis(1));
@@ -300,7 +310,7 @@ mod tests {
             let captured = t0 + FRAME * k;
             let held_until = t0 + FRAME * (k - k % 10) + Duration::from_millis(120);
             let arrival = captured.max(held_until);
-            shown.push(clock.schedule(k * 3000, arrival, false));
+            shown.push(clock.schedule(k * 3000, arrival, false).due);
         }
         // Once the delay has learnt the 120 ms, frames are shown one frame interval apart.
         for pair in shown[100..].windows(2) {
@@ -361,7 +371,7 @@ mod tests {
                 _ => 0,
             };
             let arrival = t0 + FRAME * k + Duration::from_millis(u64::from(queue_ms));
-            let due = clock.schedule(k * 3000, arrival, false);
+            let due = clock.schedule(k * 3000, arrival, false).due;
             if k >= 60 {
                 worst_hold = worst_hold.max(due - arrival);
             }
@@ -403,7 +413,7 @@ mod tests {
         let mut clock = RenderClock::new(Duration::from_millis(400));
         let (mut late, mut shown) = (Vec::new(), Vec::new());
         for (k, captured, arrival) in behind_repairs(7, Duration::from_millis(230)) {
-            let due = clock.schedule(k * 3000, arrival, false);
+            let due = clock.schedule(k * 3000, arrival, false).due;
             if k >= 150 {
                 late.push((arrival - captured).as_secs_f64());
                 shown.push((due - captured).as_secs_f64());
@@ -431,7 +441,7 @@ mod tests {
         let mut worst_on_time_hold = Duration::ZERO;
         for (k, captured, arrival) in behind_repairs(11, Duration::from_millis(600)) {
             let repaired = arrival > captured;
-            let due = clock.schedule(k * 3000, arrival, repaired);
+            let due = clock.schedule(k * 3000, arrival, repaired).due;
             assert!(due >= arrival);
             if repaired {
                 assert!(due - arrival < Duration::from_millis(1), "frame {k} held");
@@ -466,7 +476,8 @@ mod tests {
         let mut now = start;
         while now < end {
             while next < frames.len() && frames[next].0 <= now {
-                presenter.push(frames[next].1, frames[next].2, next);
+                let (_, due, on_time) = frames[next];
+                presenter.push(Scheduled { due, on_time }, next);
                 next += 1;
             }
             if let Some((k, put)) = slot
@@ -522,8 +533,8 @@ mod tests {
         frames
             .into_iter()
             .map(|(k, captured, arrival)| {
-                let due = clock.schedule(k * 3000, arrival, arrival > captured);
-                (arrival, due, clock.on_time().expect("scheduled"))
+                let at = clock.schedule(k * 3000, arrival, arrival > captured);
+                (arrival, at.due, at.on_time)
             })
             .collect()
     }
@@ -599,7 +610,13 @@ mod tests {
         for ms in 0..1000u64 {
             let now = t0 + Duration::from_millis(ms);
             if t0 + FRAME * next <= now {
-                presenter.push(now, now, next);
+                presenter.push(
+                    Scheduled {
+                        due: now,
+                        on_time: now,
+                    },
+                    next,
+                );
                 next += 1;
             }
             if let Some(frame) = presenter.release(now, in_slot.is_none()) {
@@ -624,7 +641,7 @@ mod tests {
         // 5 s without frames; then a path 150 ms slower.
         for k in 240..300u32 {
             let arrival = t0 + FRAME * k + Duration::from_millis(150);
-            let due = clock.schedule(k * 3000, arrival, false);
+            let due = clock.schedule(k * 3000, arrival, false).due;
             assert!(due - arrival < Duration::from_millis(1), "frame {k} held");
         }
     }
@@ -636,7 +653,9 @@ mod tests {
         let start = u32::MAX - 3000 * 5;
         for k in 0..20u32 {
             let arrival = t0 + FRAME * k;
-            let due = clock.schedule(start.wrapping_add(k * 3000), arrival, false);
+            let due = clock
+                .schedule(start.wrapping_add(k * 3000), arrival, false)
+                .due;
             assert!(due - arrival < Duration::from_millis(1), "frame {k}");
         }
     }
