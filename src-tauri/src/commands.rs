@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use confer_call::call::{CallConfig, CallHandle};
 use confer_call::link::{Link, split_server};
+use confer_call::tls::{Trust, fingerprint};
 use confer_frames::{FrameServer, Stream};
 use confer_media::VideoCodec;
 use confer_media::apm::ProcessingConfig;
@@ -23,11 +24,40 @@ use crate::settings::Settings;
 /// confer-signal inside the app: rooms for calls hosted here, with nothing deployed. One
 /// server on loopback, always; with LAN hosting on, a second one on this computer's network
 /// address, started when first needed (and again when that address changed), so that someone
-/// on the same network can join.
+/// on the same network can join. That one speaks https with a certificate it makes for the
+/// address (a browser gives camera and microphone only to secure pages), which invite links
+/// name by its hash (`confer_call::link`).
 #[derive(Debug)]
 pub(crate) struct Embedded {
     handle: confer_signal::ServerHandle,
-    lan: tokio::sync::Mutex<Option<confer_signal::ServerHandle>>,
+    lan: tokio::sync::Mutex<Option<(confer_signal::ServerHandle, [u8; 32])>>,
+}
+
+/// Where a hosted call's room goes.
+#[derive(Debug)]
+struct Host {
+    /// The server's base URL.
+    server: String,
+    api_key: String,
+    /// The SHA-256 of its certificate, when it made its own.
+    certificate: Option<[u8; 32]>,
+}
+
+impl Host {
+    fn trust(&self) -> Trust {
+        Trust {
+            ca_pem: None,
+            server_sha256: self.certificate,
+        }
+    }
+
+    /// `link` naming this server's certificate when it made its own.
+    fn named(&self, link: Link) -> Link {
+        match self.certificate {
+            Some(sha256) => link.with_certificate(sha256),
+            None => link,
+        }
+    }
 }
 
 impl Embedded {
@@ -45,36 +75,47 @@ impl Embedded {
         format!("http://{}", self.handle.local_addr())
     }
 
-    /// The server a hosted call's room goes on, and its API key: loopback, or for `lan` the one
-    /// on this computer's network address.
-    async fn for_call(&self, lan: bool) -> Result<(String, String), String> {
+    /// The server a hosted call's room goes on: loopback, or for `lan` the one on this
+    /// computer's network address.
+    async fn for_call(&self, lan: bool) -> Result<Host, String> {
         if !lan {
-            return Ok((self.base_url(), self.handle.api_key().to_owned()));
+            return Ok(Host {
+                server: self.base_url(),
+                api_key: self.handle.api_key().to_owned(),
+                certificate: None,
+            });
         }
         let address = lan_address()?;
         let mut running = self.lan.lock().await;
         if running
             .as_ref()
-            .is_none_or(|h| h.local_addr().ip() != address)
+            .is_none_or(|(h, _)| h.local_addr().ip() != address)
         {
-            if let Some(old) = running.take() {
+            if let Some((old, _)) = running.take() {
                 old.shutdown().await;
             }
+            let cannot =
+                |e: confer_signal::Error| format!("cannot host on this network ({address}): {e}");
+            let identity =
+                confer_signal::Identity::self_signed(vec![address.to_string()]).map_err(cannot)?;
             let config = confer_signal::Config {
                 listen: std::net::SocketAddr::new(address, 0),
                 ..confer_signal::Config::default()
             };
-            let handle = serve(config)
+            let server = confer_signal::Server::bind_with_identity(config, &identity)
                 .await
-                .map_err(|e| format!("cannot host on this network ({address}): {e}"))?;
+                .map_err(cannot)?;
+            let handle = server.handle();
+            tokio::spawn(server.serve());
             tracing::info!(addr = %handle.local_addr(), "hosting on the local network");
-            *running = Some(handle);
+            *running = Some((handle, fingerprint(identity.certificate_der())));
         }
-        let handle = running.as_ref().expect("started above");
-        Ok((
-            format!("http://{}", handle.local_addr()),
-            handle.api_key().to_owned(),
-        ))
+        let (handle, certificate) = running.as_ref().expect("started above");
+        Ok(Host {
+            server: format!("https://{}", handle.local_addr()),
+            api_key: handle.api_key().to_owned(),
+            certificate: Some(*certificate),
+        })
     }
 }
 
@@ -491,15 +532,15 @@ fn ice_bind(server: &str) -> IpAddr {
 async fn call_config(
     settings: Settings,
     server: String,
-    url: String,
-    token: String,
+    link: &Link,
 ) -> Result<CallConfig, String> {
-    tokio::task::spawn_blocking(move || configure(&settings, &server, url, token))
+    let link = link.clone();
+    tokio::task::spawn_blocking(move || configure(&settings, &server, &link))
         .await
         .map_err(|e| e.to_string())
 }
 
-fn configure(settings: &Settings, server: &str, url: String, token: String) -> CallConfig {
+fn configure(settings: &Settings, server: &str, link: &Link) -> CallConfig {
     let microphones = confer_media::device::inputs().unwrap_or_default();
     let audio = if !settings.audio.is_empty() {
         settings.audio.clone()
@@ -519,8 +560,8 @@ fn configure(settings: &Settings, server: &str, url: String, token: String) -> C
         None
     };
     CallConfig {
-        url,
-        token,
+        url: link.ws_url(),
+        token: link.token.clone(),
         name: Some(settings.display_name.trim().to_owned()).filter(|n| !n.is_empty()),
         video: video_source(settings),
         video_kbps: if settings.low_bandwidth { 300 } else { 1500 },
@@ -539,7 +580,7 @@ fn configure(settings: &Settings, server: &str, url: String, token: String) -> C
         bind_ip: ice_bind(server),
         auto_admit: false,
         relay_only: settings.relay_only,
-        turn_ca_pem: None,
+        trust: link.trust(None),
     }
 }
 
@@ -596,18 +637,24 @@ async fn start_call<R: Runtime>(
     settings: Settings,
 ) -> Result<Started, String> {
     settings.validate()?;
-    let (server, api_key) = if settings.server_url.is_empty() {
+    let host = if settings.server_url.is_empty() {
         state.embedded.for_call(settings.lan_hosting).await?
     } else {
-        (settings.server_url.clone(), settings.api_key.clone())
+        Host {
+            server: settings.server_url.clone(),
+            api_key: settings.api_key.clone(),
+            certificate: None,
+        }
     };
     let name = Some(settings.display_name.trim()).filter(|n| !n.is_empty());
-    let room = confer_call::rooms::create_room(&server, &api_key, name).await?;
-    let host = Link::for_token(&server, &room.room, &room.host_token)?;
-    let config = call_config(settings, server, host.ws_url(), room.host_token.clone()).await?;
+    let room =
+        confer_call::rooms::create_room(&host.server, &host.api_key, name, &host.trust()).await?;
+    let link = host.named(Link::for_token(&host.server, &room.room, &room.host_token)?);
+    let invite = host.named(Link::parse(&room.guest_url)?);
+    let config = call_config(settings, host.server, &link).await?;
     begin(&app, &state, config).await?;
     Ok(Started {
-        invite_link: room.guest_url,
+        invite_link: invite.to_string(),
         room: room.room,
     })
 }
@@ -622,7 +669,7 @@ async fn join_call<R: Runtime>(
     settings.validate()?;
     let link = Link::parse(&link)?;
     let server = link.to_string();
-    let config = call_config(settings, server, link.ws_url(), link.token.clone()).await?;
+    let config = call_config(settings, server, &link).await?;
     begin(&app, &state, config).await
 }
 
@@ -1021,7 +1068,23 @@ mod ipc {
             confer_call::netwatch::usable_addresses().contains(&addr.ip()),
             "{addr} is not one of this computer's network addresses"
         );
-        std::net::TcpStream::connect(addr).expect("the server listens on it");
+        // Over https, with a certificate it made, which the link names: the server shows that
+        // certificate (a client given another hash is refused).
+        assert!(server.starts_with("https://"), "{server}");
+        let trust = link.trust(None);
+        assert!(trust.server_sha256.is_some(), "{server}");
+        tauri::async_runtime::block_on(confer_call::tls::connect_signaling(
+            authority, true, &trust,
+        ))
+        .expect("the server listens there, showing the certificate the link names");
+        let other = Trust {
+            server_sha256: Some([0; 32]),
+            ..trust
+        };
+        let refused = tauri::async_runtime::block_on(confer_call::tls::connect_signaling(
+            authority, true, &other,
+        ));
+        assert!(refused.is_err(), "another certificate named");
         call(&window, "hang_up", json!({})).unwrap();
         // Hosting on this computer only, rooms stay on loopback.
         let started = call(&window, "start_call", json!({"settings": quiet_settings()})).unwrap();

@@ -15,6 +15,12 @@ describe("invite", () => {
     expect(invite.claims.consent).toContain("—");
   });
 
+  it("leaves the certificate hash after the token to the app", () => {
+    const t = token({ room: "r1", role: "guest", exp: 2000 });
+    const invite = parseInvite(`#${t}&cert=BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc`, 1000);
+    expect(invite).toEqual({ token: t, claims: { room: "r1", role: "guest", exp: 2000 } });
+  });
+
   it("explains a missing, damaged or expired invitation", () => {
     expect(parseInvite("", 0)).toEqual({ error: expect.stringContaining("incomplete") });
     expect(parseInvite("#abc", 0)).toEqual({ error: expect.stringContaining("damaged") });

@@ -23,9 +23,11 @@ function base64UrlDecode(part: string): string {
   return new TextDecoder().decode(bytes);
 }
 
-/** The invitation of `hash` (with or without `#`) at `nowS`, or what is wrong with it, in words. */
+/** The invitation of `hash` (with or without `#`) at `nowS`, or what is wrong with it, in words.
+ * What follows the token after `&` is for others (`&cert=`, the server's certificate hash the
+ * Confer app checks; the browser has checked the certificate its own way). */
 export function parseInvite(hash: string, nowS: number): Invite | { error: string } {
-  const token = decodeURIComponent(hash.replace(/^#/, "")).trim();
+  const token = decodeURIComponent(hash.replace(/^#/, "").split("&")[0]).trim();
   if (!token) {
     return { error: "This link is incomplete: the part after # is missing. Ask for the full invitation link." };
   }

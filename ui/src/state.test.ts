@@ -153,6 +153,7 @@ describe("inviteNote", () => {
     expect(inviteNote("http://localhost:4000/join/r#t")).toMatch(/this computer only/);
     expect(inviteNote("http://[::1]:4000/join/r#t")).toMatch(/this computer only/);
     expect(inviteNote("http://192.168.1.20:4000/join/r#t")).toMatch(/on this network.*browser needs a secure/);
+    expect(inviteNote("https://192.168.1.20:4000/join/r#t&cert=BwcH")).toMatch(/Confer app or a browser.*warns/);
     expect(inviteNote("https://confer.example.org/join/r#t")).toBe("");
     expect(inviteNote("confer://confer.example.org/join/r#t")).toBe("");
     expect(inviteNote(null)).toBe("");

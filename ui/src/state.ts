@@ -347,7 +347,8 @@ export function banner(view: CallView): { level: "warning" | "error"; text: stri
 
 /** Who can use an invite link, in plain words: a link to this computer works only here; a
  * plain-http one on the network works from the Confer app but not from a browser, which
- * gives camera and microphone only to secure (https) pages. */
+ * gives camera and microphone only to secure (https) pages; an https one naming a
+ * certificate this computer made (`&cert=`) works from both, the browser after its warning. */
 export function inviteNote(link: string | null): string {
   if (!link) return "";
   let url: URL;
@@ -362,6 +363,9 @@ export function inviteNote(link: string | null): string {
   }
   if (url.protocol === "http:") {
     return "Anyone on this network can join with the Confer app. A browser needs a secure (https) server: for a guest joining from a browser, use a server of your own.";
+  }
+  if (/[#&]cert=/.test(url.hash)) {
+    return "Anyone on this network can join, with the Confer app or a browser. This computer made its own certificate, so a browser first warns that the connection is not private: the guest continues past the warning (Advanced, then Proceed). On a network you do not trust, use a server of your own.";
   }
   return "";
 }

@@ -62,9 +62,9 @@ pub struct CallConfig {
     /// Privacy: media only through the TURN relay, so the other side never learns this
     /// machine's IP addresses (as Signal's "always relay calls"). Needs TURN on the server.
     pub relay_only: bool,
-    /// CA certificates (PEM) trusted for TURN over TLS besides the system's (a private
-    /// deployment's own CA).
-    pub turn_ca_pem: Option<String>,
+    /// Which servers' certificates are accepted: the signaling server's (`wss://`) and TURN
+    /// over TLS (a private deployment's own CA; the certificate an invite link names).
+    pub trust: crate::tls::Trust,
 }
 
 /// What the call reports.
@@ -237,6 +237,7 @@ impl CallHandle {
             &config.url,
             &config.token,
             config.name.as_deref(),
+            &config.trust,
             Backoff::default(),
         )
         .await?;
@@ -1344,7 +1345,7 @@ async fn run(
         prefer: config.video_codec,
         relay_only: config.relay_only,
         max_kbps: config.video_kbps + crate::rate::AUDIO_RESERVE_KBPS,
-        turn_ca_pem: config.turn_ca_pem.clone(),
+        trust: config.trust.clone(),
     };
     let mut media: Option<Media> = None;
     let epoch = Instant::now();

@@ -22,5 +22,6 @@ pub mod rooms;
 pub mod rtx;
 pub mod sas;
 pub mod signaling;
+pub mod tls;
 pub mod transfer;
 pub mod turn_tcp;

@@ -1,6 +1,13 @@
 //! Call links: `http(s)://server/join/<room>#<token>`, the shape of confer-signal's invite
 //! links (the token rides in the fragment, which is never sent to a server). A link is all a
-//! participant needs to join: [`Link::ws_url`] and [`Link::token`] go into a `CallConfig`.
+//! participant needs to join: [`Link::ws_url`], [`Link::token`] and [`Link::trust`] go into a
+//! `CallConfig`.
+//!
+//! A server whose certificate no CA signed (the app's own on a LAN) is named in the link
+//! itself: `#<token>&cert=<SHA-256 of its certificate, base64url>`. The link is what lets
+//! anyone into the room, so it is already passed on privately; the hash in it lets the app
+//! check that it reached that server and no other (a browser cannot use it, and shows its
+//! warning page for such a certificate). Other `&key=value` parts are ignored.
 
 use std::fmt;
 
@@ -15,6 +22,8 @@ pub struct Link {
     pub room: String,
     /// Room token.
     pub token: String,
+    /// The SHA-256 of the server's certificate, when the link names it (`&cert=`).
+    pub server_sha256: Option<[u8; 32]>,
 }
 
 fn bad(link: &str, why: &str) -> String {
@@ -55,9 +64,20 @@ impl Link {
         };
         let link = normalized.as_str();
         let (secure, authority) = split_server(link)?;
-        let (path, token) = link
+        let (path, fragment) = link
             .split_once('#')
             .ok_or_else(|| bad(link, "no #token at the end"))?;
+        let mut parts = fragment.split('&');
+        let token = parts.next().unwrap_or_default();
+        let mut server_sha256 = None;
+        for part in parts {
+            if let Some(hash) = part.strip_prefix("cert=") {
+                server_sha256 = Some(
+                    crate::tls::decode_fingerprint(hash)
+                        .ok_or_else(|| bad(link, "the certificate hash after cert= is damaged"))?,
+                );
+            }
+        }
         let room = path
             .rsplit_once("/join/")
             .map(|(_, room)| room.trim_end_matches('/'))
@@ -71,6 +91,7 @@ impl Link {
             authority: authority.to_owned(),
             room: room.to_owned(),
             token: token.to_owned(),
+            server_sha256,
         })
     }
 
@@ -82,7 +103,25 @@ impl Link {
             authority: authority.to_owned(),
             room: room.to_owned(),
             token: token.to_owned(),
+            server_sha256: None,
         })
+    }
+
+    /// The same link naming the server's certificate by its SHA-256.
+    pub fn with_certificate(self, sha256: [u8; 32]) -> Self {
+        Self {
+            server_sha256: Some(sha256),
+            ..self
+        }
+    }
+
+    /// What the server's certificate is checked against: the one the link names, or else the
+    /// system's roots and `ca_pem`.
+    pub fn trust(&self, ca_pem: Option<String>) -> crate::tls::Trust {
+        crate::tls::Trust {
+            ca_pem,
+            server_sha256: self.server_sha256,
+        }
     }
 
     /// The signaling WebSocket URL.
@@ -99,7 +138,11 @@ impl fmt::Display for Link {
             f,
             "{scheme}://{}/join/{}#{}",
             self.authority, self.room, self.token
-        )
+        )?;
+        if let Some(sha256) = &self.server_sha256 {
+            write!(f, "&cert={}", crate::tls::encode_fingerprint(sha256))?;
+        }
+        Ok(())
     }
 }
 
@@ -127,6 +170,30 @@ mod tests {
             Link::parse(" confer+http://127.0.0.1:8443/join/abc123#eyJ.tok.en\n"),
             Ok(l)
         );
+        // A link naming the server's certificate keeps it, through a deep link too.
+        let hash = [7u8; 32];
+        let pinned = Link::parse("http://192.168.1.5:40000/join/r#t")
+            .expect("link")
+            .with_certificate(hash);
+        let text = pinned.to_string();
+        assert!(
+            text.ends_with("#t&cert=BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"),
+            "{text}"
+        );
+        assert_eq!(Link::parse(&text), Ok(pinned.clone()));
+        assert_eq!(pinned.trust(None).server_sha256, Some(hash));
+        assert_eq!(pinned.token, "t");
+        assert_eq!(
+            Link::parse(&text.replace("http://", "confer+http://")),
+            Ok(pinned)
+        );
+        // Other parts after the token are for someone else.
+        assert_eq!(
+            Link::parse("https://h/join/r#t&later=1").map(|l| (l.token, l.server_sha256)),
+            Ok(("t".to_owned(), None))
+        );
+        let damaged = Link::parse("https://h/join/r#t&cert=BwcH").unwrap_err();
+        assert!(damaged.contains("certificate hash"), "{damaged}");
         for bad in [
             "127.0.0.1:8443/join/r#t",
             "http://127.0.0.1:8443/join/r",

@@ -943,8 +943,8 @@ pub struct PeerSettings {
     pub relay_only: bool,
     /// The most the call may send, all media, kbit/s.
     pub max_kbps: u32,
-    /// CA certificates (PEM) trusted for TURN over TLS besides the system's.
-    pub turn_ca_pem: Option<String>,
+    /// Which TURN servers' certificates are accepted (over TLS).
+    pub trust: crate::tls::Trust,
 }
 
 impl Peer {
@@ -964,7 +964,7 @@ impl Peer {
             ..
         } = *settings;
         let (ice_servers, turn_bridges) =
-            crate::turn_tcp::bridge_servers(ice_servers, settings.turn_ca_pem.as_deref()).await?;
+            crate::turn_tcp::bridge_servers(ice_servers, &settings.trust).await?;
         let data = Arc::new(Mutex::new(None));
         let remote_video: RemoteVideo = Arc::new(Mutex::new(None));
         let rtt = Rtt::default();

@@ -1,30 +1,25 @@
-//! Room creation on a signaling server (`confer host`).
+//! Room creation on a signaling server (`confer host`, and the app hosting a call).
 
 use crate::link::split_server;
+use crate::tls::Trust;
 use confer_protocol::{CreateRoomRequest, CreateRoomResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// `POST /v1/rooms` on `server` (plain http; for an https server create the room with curl as
-/// the README shows — this headless client carries no TLS stack for HTTP).
+/// `POST /v1/rooms` on `server` (`http://` or `https://`, whose certificate is checked as
+/// `trust` says).
 pub async fn create_room(
     server: &str,
     api_key: &str,
     host_name: Option<&str>,
+    trust: &Trust,
 ) -> Result<CreateRoomResponse, String> {
     let (secure, authority) = split_server(server)?;
-    if secure {
-        return Err(
-            "confer host speaks plain http only; for https servers create the room \
-                    with curl (see the README)"
-                .into(),
-        );
-    }
     let body = serde_json::to_string(&CreateRoomRequest {
         host_name: host_name.map(str::to_owned),
         ..Default::default()
     })
     .expect("request serializes");
-    let mut stream = tokio::net::TcpStream::connect(authority)
+    let mut stream = crate::tls::connect_signaling(authority, secure, trust)
         .await
         .map_err(|e| format!("cannot reach {server}: {e}"))?;
     let request = format!(

@@ -18,6 +18,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::tls::Trust;
+
 /// Why the session could not start or had to end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalError {
@@ -148,8 +150,7 @@ pub struct SignalClient {
     events: mpsc::UnboundedReceiver<SignalEvent>,
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = tokio_tungstenite::WebSocketStream<Box<dyn crate::tls::Stream>>;
 
 /// Where we are in the room, carried across reconnects.
 struct Session {
@@ -159,6 +160,8 @@ struct Session {
     resume: Option<String>,
     last_seq: u64,
     backoff: Backoff,
+    /// Which certificate a `wss://` server may show.
+    trust: Trust,
     /// Signals waiting for a connection.
     outbox: VecDeque<ClientMessage>,
 }
@@ -182,13 +185,25 @@ impl Session {
             url: self.url.clone(),
             detail,
         };
-        let (mut ws, _) = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio_tungstenite::connect_async(self.url.as_str()),
-        )
+        let (secure, authority) = if let Some(rest) = self.url.strip_prefix("wss://") {
+            (true, rest)
+        } else if let Some(rest) = self.url.strip_prefix("ws://") {
+            (false, rest)
+        } else {
+            return Err(unreachable("not a ws:// or wss:// URL".into()));
+        };
+        let authority = authority.split('/').next().unwrap_or_default();
+        let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let stream = crate::tls::connect_signaling(authority, secure, &self.trust)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio_tungstenite::client_async(self.url.as_str(), stream)
+                .await
+                .map_err(|e| e.to_string())
+        })
         .await
         .map_err(|_| unreachable("timed out".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(unreachable)?;
         let hello = serde_json::to_string(&self.hello()).expect("hello serializes");
         ws.send(Message::text(hello))
             .await
@@ -248,13 +263,15 @@ enum Exit {
 }
 
 impl SignalClient {
-    /// Connects to `url` (`ws://…/v1/ws` or `wss://…`) with a room token. Fails with a clear
-    /// error when the server is unreachable or refuses the token; after that, connection
-    /// trouble is handled inside (see [`SignalEvent::Reconnecting`]).
+    /// Connects to `url` (`ws://…/v1/ws` or `wss://…`, whose certificate is checked as `trust`
+    /// says) with a room token. Fails with a clear error when the server is unreachable or
+    /// refuses the token; after that, connection trouble is handled inside (see
+    /// [`SignalEvent::Reconnecting`]).
     pub async fn connect(
         url: &str,
         token: &str,
         name: Option<&str>,
+        trust: &Trust,
         backoff: Backoff,
     ) -> Result<Self, SignalError> {
         let mut session = Session {
@@ -264,6 +281,7 @@ impl SignalClient {
             resume: None,
             last_seq: 0,
             backoff,
+            trust: trust.clone(),
             outbox: VecDeque::new(),
         };
         let (ws, joined) = session.join().await?;

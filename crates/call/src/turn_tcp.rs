@@ -12,7 +12,7 @@
 //! per client address for as long as that client talks.
 //!
 //! The server's certificate is checked against the system's roots, plus any given in the call's
-//! configuration (a private deployment's CA), for the name in the URL.
+//! configuration (a private deployment's CA), for the name in the URL ([`crate::tls::Trust::roots`]).
 
 use std::collections::HashMap;
 use std::io;
@@ -24,9 +24,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// A TURN server reached over a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,46 +107,6 @@ pub fn to_stream(datagram: &[u8]) -> Vec<u8> {
         out.resize(datagram.len().next_multiple_of(4), 0);
     }
     out
-}
-
-/// The roots a TURN server's certificate is checked against: the system's, and `extra_pem`.
-pub fn roots(extra_pem: Option<&str>) -> io::Result<Arc<ClientConfig>> {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-    if let Some(pem) = extra_pem {
-        let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("the extra CA certificates are not PEM: {e}"),
-                )
-            })?;
-        if certs.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the extra CA certificates hold no certificate",
-            ));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("an extra CA certificate was refused: {e}"),
-                )
-            })?;
-        }
-    } else if added == 0 {
-        tracing::warn!("no system CA certificates: TURN over TLS cannot verify its server");
-    }
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// A running bridge; it stops (and closes its streams) when dropped.
@@ -336,7 +295,7 @@ async fn carry(
 /// as the peer connection.
 pub async fn bridge_servers(
     servers: &[IceServer],
-    extra_ca_pem: Option<&str>,
+    trust: &crate::tls::Trust,
 ) -> io::Result<(Vec<IceServer>, Vec<Bridge>)> {
     let mut tls = None;
     let mut bridges = Vec::new();
@@ -348,7 +307,7 @@ pub async fn bridge_servers(
                 Some(stream) => {
                     let config = match &tls {
                         Some(config) => Arc::clone(config),
-                        None => Arc::clone(tls.insert(roots(extra_ca_pem)?)),
+                        None => Arc::clone(tls.insert(trust.roots()?)),
                     };
                     let bridge = Bridge::start(stream, config).await?;
                     urls.push(bridge.url());
@@ -417,11 +376,5 @@ mod tests {
         assert_eq!(padded, [0x40, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5, 0, 0, 0]);
         let request = [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
         assert_eq!(to_stream(&request), request);
-    }
-
-    #[test]
-    fn bad_extra_roots_are_a_clear_error() {
-        let e = roots(Some("not a certificate")).unwrap_err();
-        assert!(e.to_string().contains("no certificate"), "{e}");
     }
 }

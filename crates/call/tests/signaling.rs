@@ -1,10 +1,14 @@
 //! The signaling client against a real confer-signal on loopback: meeting, admission, ordered
 //! relay, a dropped connection resumed without losing or repeating anything, a server restart,
-//! and the errors a user sees for a bad link or an unreachable server.
+//! the errors a user sees for a bad link or an unreachable server, and `wss://`/`https://` to a
+//! server whose certificate the link names.
 
 use std::time::Duration;
 
+use confer_call::link::Link;
+use confer_call::rooms::create_room;
 use confer_call::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
+use confer_call::tls::Trust;
 use confer_protocol::{ParticipantState, Role, SignalPayload};
 use confer_signal::{Config, ServerHandle};
 
@@ -41,17 +45,28 @@ fn payload(n: u32) -> SignalPayload {
 
 /// Host and guest in a room, admitted, call-ready.
 async fn meet(url: &str, handle: &ServerHandle) -> (SignalClient, SignalClient) {
-    let mut host = SignalClient::connect(url, &token(handle, "r1", Role::Host), None, fast())
-        .await
-        .expect("host");
+    let mut host = SignalClient::connect(
+        url,
+        &token(handle, "r1", Role::Host),
+        None,
+        &Trust::default(),
+        fast(),
+    )
+    .await
+    .expect("host");
     let SignalEvent::Joined { role, state, .. } = next(&mut host).await else {
         panic!("host joined")
     };
     assert_eq!((role, state), (Role::Host, ParticipantState::Admitted));
-    let mut guest =
-        SignalClient::connect(url, &token(handle, "r1", Role::Guest), Some("Pat"), fast())
-            .await
-            .expect("guest");
+    let mut guest = SignalClient::connect(
+        url,
+        &token(handle, "r1", Role::Guest),
+        Some("Pat"),
+        &Trust::default(),
+        fast(),
+    )
+    .await
+    .expect("guest");
     let SignalEvent::Joined { state, .. } = next(&mut guest).await else {
         panic!("guest joined")
     };
@@ -151,9 +166,15 @@ async fn a_restarted_server_is_rejoined_with_back_off() {
     let (handle, task) = start(Config::loopback()).await;
     let addr = handle.local_addr();
     let url = handle.ws_url();
-    let mut host = SignalClient::connect(&url, &token(&handle, "r2", Role::Host), None, fast())
-        .await
-        .expect("host");
+    let mut host = SignalClient::connect(
+        &url,
+        &token(&handle, "r2", Role::Host),
+        None,
+        &Trust::default(),
+        fast(),
+    )
+    .await
+    .expect("host");
     let SignalEvent::Joined { peer: first, .. } = next(&mut host).await else {
         panic!("joined")
     };
@@ -183,9 +204,15 @@ async fn a_restarted_server_is_rejoined_with_back_off() {
 #[tokio::test]
 async fn bad_links_and_unreachable_servers_are_explained() {
     let (handle, _task) = start(Config::loopback()).await;
-    let err = SignalClient::connect(&handle.ws_url(), "not-a-token", None, fast())
-        .await
-        .expect_err("bad token");
+    let err = SignalClient::connect(
+        &handle.ws_url(),
+        "not-a-token",
+        None,
+        &Trust::default(),
+        fast(),
+    )
+    .await
+    .expect_err("bad token");
     assert!(
         matches!(&err, SignalError::Refused(m) if m.contains("unauthorized")),
         "{err}"
@@ -194,9 +221,15 @@ async fn bad_links_and_unreachable_servers_are_explained() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = free.local_addr().expect("addr").port();
     drop(free);
-    let err = SignalClient::connect(&format!("ws://127.0.0.1:{port}/v1/ws"), "x", None, fast())
-        .await
-        .expect_err("unreachable");
+    let err = SignalClient::connect(
+        &format!("ws://127.0.0.1:{port}/v1/ws"),
+        "x",
+        None,
+        &Trust::default(),
+        fast(),
+    )
+    .await
+    .expect_err("unreachable");
     assert!(
         matches!(err, SignalError::Unreachable { .. }) && err.to_string().contains("127.0.0.1"),
         "{err}"
@@ -215,4 +248,62 @@ fn back_off_doubles_up_to_its_cap_with_bounded_jitter() {
     assert_eq!(b.delay(30, 0.5), Duration::from_secs(5));
     assert_eq!(b.delay(1, 0.0), Duration::from_millis(150));
     assert_eq!(b.delay(1, 1.0), Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn over_tls_the_server_must_show_the_certificate_the_link_names() {
+    // The app's server on a LAN: a certificate it made itself, named in the link by its hash.
+    let (handle, _task, base, sha256) = common::start_self_signed().await;
+    assert_eq!(
+        handle.ws_url(),
+        format!("wss://{}/v1/ws", handle.local_addr())
+    );
+    let named = Trust {
+        server_sha256: Some(sha256),
+        ..Trust::default()
+    };
+
+    // The room is made over https and the host joins over wss, from the link as text.
+    let room = create_room(&base, handle.api_key(), Some("Dr. Ada"), &named)
+        .await
+        .expect("a room over https");
+    let text = Link::for_token(&base, &room.room, &room.host_token)
+        .expect("link")
+        .with_certificate(sha256)
+        .to_string();
+    let link = Link::parse(&text).expect("the link reads back");
+    let mut host =
+        SignalClient::connect(&link.ws_url(), &link.token, None, &link.trust(None), fast())
+            .await
+            .expect("the host joins over wss");
+    let SignalEvent::Joined { role, .. } = next(&mut host).await else {
+        panic!("joined")
+    };
+    assert_eq!(role, Role::Host);
+
+    // Another certificate named: refused, saying why, for the room and for the socket.
+    let other = Trust {
+        server_sha256: Some([0; 32]),
+        ..Trust::default()
+    };
+    let err = create_room(&base, handle.api_key(), None, &other)
+        .await
+        .expect_err("another certificate");
+    assert!(err.contains("not the one named in the link"), "{err}");
+    let err = SignalClient::connect(&link.ws_url(), &link.token, None, &other, fast())
+        .await
+        .expect_err("another certificate");
+    assert!(
+        err.to_string().contains("not the one named in the link"),
+        "{err}"
+    );
+    // None named and no CA signed it: refused as well.
+    let err = SignalClient::connect(&link.ws_url(), &link.token, None, &Trust::default(), fast())
+        .await
+        .expect_err("an unknown issuer");
+    assert!(
+        err.to_string().contains("not signed by an authority"),
+        "{err}"
+    );
+    handle.shutdown().await;
 }

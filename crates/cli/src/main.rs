@@ -24,6 +24,7 @@ use confer_media::tone::BurstDetector;
 use confer_media::{VideoCodec, mark};
 
 use confer_call::link::Link;
+use confer_call::tls::Trust;
 
 #[derive(Parser)]
 #[command(
@@ -42,7 +43,7 @@ struct Cli {
 enum Command {
     /// Creates a room and prints the host's link and the guest's invite link.
     Host {
-        /// The signaling server (http://host:port).
+        /// The signaling server (http://host:port or https://host).
         #[arg(long, default_value = "http://127.0.0.1:8443")]
         server: String,
         /// The server's API key.
@@ -51,6 +52,9 @@ enum Command {
         /// The host's display name.
         #[arg(long)]
         name: Option<String>,
+        /// CA certificates (a PEM file) to trust for an https server, besides the system's.
+        #[arg(long, value_name = "PEM")]
+        ca: Option<std::path::PathBuf>,
     },
     /// Joins a call from a link and takes part until the duration is over.
     Call {
@@ -79,10 +83,10 @@ enum Command {
         /// machine's IP addresses.
         #[arg(long)]
         relay_only: bool,
-        /// CA certificates (a PEM file) to trust for the server's TURN over TLS, besides the
-        /// system's.
-        #[arg(long, value_name = "PEM")]
-        turn_ca: Option<std::path::PathBuf>,
+        /// CA certificates (a PEM file) to trust for the signaling server (wss://) and the
+        /// server's TURN over TLS, besides the system's.
+        #[arg(long = "ca", alias = "turn-ca", value_name = "PEM")]
+        ca: Option<std::path::PathBuf>,
         /// Display name.
         #[arg(long)]
         name: Option<String>,
@@ -143,8 +147,25 @@ fn percentile(v: &mut [f64], p: usize) -> Option<f64> {
     Some(v[(v.len() * p / 100).min(v.len() - 1)])
 }
 
-async fn host(server: &str, api_key: &str, name: Option<String>) -> Result<(), String> {
-    let room = confer_call::rooms::create_room(server, api_key, name.as_deref()).await?;
+/// The PEM file `--ca` names, read.
+fn read_ca(path: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    path.map(|path| {
+        std::fs::read_to_string(path).map_err(|e| format!("--ca {}: {e}", path.display()))
+    })
+    .transpose()
+}
+
+async fn host(
+    server: &str,
+    api_key: &str,
+    name: Option<String>,
+    ca: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let trust = Trust {
+        ca_pem: read_ca(ca)?,
+        server_sha256: None,
+    };
+    let room = confer_call::rooms::create_room(server, api_key, name.as_deref(), &trust).await?;
     let host_link = Link::for_token(server, &room.room, &room.host_token)?;
     println!("room {}", room.room);
     println!("host link (keep it to yourself): {host_link}");
@@ -161,7 +182,7 @@ struct Media {
     speaker: Option<String>,
     raw_mic: bool,
     relay_only: bool,
-    turn_ca: Option<std::path::PathBuf>,
+    ca: Option<std::path::PathBuf>,
 }
 
 /// What `confer call` does besides sending media.
@@ -188,15 +209,9 @@ async fn call(
         speaker,
         raw_mic,
         relay_only,
-        turn_ca,
+        ca,
     } = media;
-    let turn_ca_pem = match &turn_ca {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("--turn-ca {}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
+    let ca_pem = read_ca(ca.as_deref())?;
     let Actions {
         admit,
         say,
@@ -223,7 +238,7 @@ async fn call(
         audio,
         speaker,
         relay_only,
-        turn_ca_pem,
+        trust: link.trust(ca_pem),
         processing: if raw_mic {
             ProcessingConfig::OFF
         } else {
@@ -389,7 +404,8 @@ async fn main() -> ExitCode {
             server,
             api_key,
             name,
-        } => host(&server, &api_key, name).await,
+            ca,
+        } => host(&server, &api_key, name, ca.as_deref()).await,
         Command::Call {
             link,
             video,
@@ -399,7 +415,7 @@ async fn main() -> ExitCode {
             speaker,
             raw_mic,
             relay_only,
-            turn_ca,
+            ca,
             name,
             admit,
             say,
@@ -418,7 +434,7 @@ async fn main() -> ExitCode {
                 speaker,
                 raw_mic,
                 relay_only,
-                turn_ca,
+                ca,
             },
             name,
             Actions {

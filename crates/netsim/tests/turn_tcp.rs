@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use confer_call::call::{CallConfig, CallEvent, CallHandle};
+use confer_call::tls::Trust;
 use confer_netsim::coturn::{Coturn, Listeners};
 use confer_protocol::Role;
 use confer_signal::Config;
@@ -29,7 +30,10 @@ fn server_config(turn: &Coturn, url: String) -> Config {
 async fn relayed_call(turn: &Coturn, url: String, ca: Option<String>, room: &str) {
     let (server, _task) = common::start(server_config(turn, url)).await;
     let config = |role| CallConfig {
-        turn_ca_pem: ca.clone(),
+        trust: Trust {
+            ca_pem: ca.clone(),
+            ..Trust::default()
+        },
         ..common::call_config(&server, room, role)
     };
     common::relay_only_call(config(Role::Host), config(Role::Guest)).await;
@@ -66,7 +70,10 @@ async fn turn_over_tls_gets_through_with_the_servers_certificate_checked() {
     let (server, _task) = common::start(server_config(&turn, url)).await;
     let config = |role| CallConfig {
         relay_only: true,
-        turn_ca_pem: Some(stranger.cert.pem()),
+        trust: Trust {
+            ca_pem: Some(stranger.cert.pem()),
+            ..Trust::default()
+        },
         ..common::call_config(&server, "untrusted", role)
     };
     let error = first_error(config(Role::Host), config(Role::Guest)).await;

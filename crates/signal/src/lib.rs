@@ -40,6 +40,7 @@ use std::time::Duration;
 
 pub use config::{Config, LogFormat};
 pub use metrics::Metrics;
+pub use tls::Identity;
 pub use token::{Claims, TokenError, TokenIssuer};
 pub use turn::IceServerIssuer;
 
@@ -84,6 +85,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) api_key: String,
     pub(crate) public_url: String,
+    /// Served over TLS (`https://`, `wss://`).
+    secure: bool,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     next_conn: AtomicU64,
@@ -126,6 +129,20 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Binds the listen address (port 0 picks a free port) and prepares TLS and secrets.
     pub async fn bind(config: Config) -> Result<Server> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        Self::bind_with(config, tls).await
+    }
+
+    /// As [`Server::bind`], serving `https://` and `wss://` with `identity` (the certificate
+    /// files of `config`, if any, are not read).
+    pub async fn bind_with_identity(config: Config, identity: &Identity) -> Result<Server> {
+        Self::bind_with(config, Some(identity.acceptor()?)).await
+    }
+
+    async fn bind_with(config: Config, tls: Option<TlsAcceptor>) -> Result<Server> {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -136,10 +153,6 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-            _ => None,
-        };
         let secret = match &config.token_secret {
             Some(s) if s.len() < 32 => {
                 return Err(Error::Config(
@@ -187,6 +200,7 @@ impl Server {
             metrics,
             api_key,
             public_url,
+            secure: tls.is_some(),
             shutdown,
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
@@ -304,11 +318,7 @@ impl ServerHandle {
 
     /// `ws://` or `wss://` URL of the WebSocket endpoint.
     pub fn ws_url(&self) -> String {
-        let scheme = if self.shared.config.tls_cert.is_some() {
-            "wss"
-        } else {
-            "ws"
-        };
+        let scheme = if self.shared.secure { "wss" } else { "ws" };
         format!("{scheme}://{}{}", self.addr, confer_protocol::WS_PATH)
     }
 

@@ -1,4 +1,4 @@
-//! `wss://` through rustls (ring provider) from PEM files.
+//! `wss://` through rustls (ring provider), from PEM files or a certificate made here.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,48 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, Error> {
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| Error::Tls(format!("private key {}: {e}", key.display())))?;
+    acceptor_for(certs, key)
+}
+
+/// A certificate and its key, held in memory: what a server with no certificate from a CA
+/// (the desktop app's on a LAN) serves https with.
+pub struct Identity {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// A new self-signed certificate (ECDSA P-256) for `names` (host names or IP addresses),
+    /// with a fresh key that never leaves memory.
+    pub fn self_signed(names: Vec<String>) -> Result<Self, Error> {
+        let made = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| Error::Tls(format!("cannot make a certificate: {e}")))?;
+        Ok(Self {
+            cert: made.cert.der().clone(),
+            key: PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into()),
+        })
+    }
+
+    /// The certificate, DER-encoded (what a client pins by its SHA-256).
+    pub fn certificate_der(&self) -> &[u8] {
+        self.cert.as_ref()
+    }
+
+    pub(crate) fn acceptor(&self) -> Result<TlsAcceptor, Error> {
+        acceptor_for(vec![self.cert.clone()], self.key.clone_key())
+    }
+}
+
+fn acceptor_for(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<TlsAcceptor, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

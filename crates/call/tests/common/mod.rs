@@ -24,6 +24,19 @@ pub async fn start(config: Config) -> (ServerHandle, tokio::task::JoinHandle<()>
     (handle, tokio::spawn(server.serve()))
 }
 
+/// confer-signal on 127.0.0.1 over https and wss with a certificate made for it, as the
+/// desktop app's server on a LAN; with its base URL (`https://…`) and the certificate's SHA-256.
+pub async fn start_self_signed() -> (ServerHandle, tokio::task::JoinHandle<()>, String, [u8; 32]) {
+    let identity = confer_signal::Identity::self_signed(vec!["127.0.0.1".into()]).expect("cert");
+    let server = Server::bind_with_identity(Config::loopback(), &identity)
+        .await
+        .expect("bind");
+    let handle = server.handle();
+    let base = format!("https://{}", handle.local_addr());
+    let sha256 = confer_call::tls::fingerprint(identity.certificate_der());
+    (handle, tokio::spawn(server.serve()), base, sha256)
+}
+
 /// A token for `role` in `room`, valid for ten minutes.
 pub fn token(handle: &ServerHandle, room: &str, role: Role) -> String {
     handle.tokens().issue(&Claims {
@@ -53,7 +66,7 @@ pub fn call_config(handle: &ServerHandle, room: &str, role: Role) -> CallConfig 
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         auto_admit: true,
         relay_only: false,
-        turn_ca_pem: None,
+        trust: Default::default(),
     }
 }
 
