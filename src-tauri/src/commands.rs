@@ -250,6 +250,7 @@ pub(crate) fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         start_mic_meter,
         stop_mic_meter,
         test_speaker,
+        check_server,
         start_call,
         join_call,
         admit,
@@ -628,6 +629,46 @@ async fn begin<R: Runtime>(
         },
     ));
     Ok(())
+}
+
+/// What the pre-call check found about the server a call would go through.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServerCheck {
+    /// The server checked (its base URL).
+    server: String,
+    /// How long its answer took, connection and TLS included, ms.
+    ms: f64,
+}
+
+/// The pre-call check's look at the server: the one `link` is on when a link is given (with
+/// the certificate it names), else the one a hosted call would use (the settings' server, or
+/// the built-in one: on the network address with LAN hosting on, started if it is not yet).
+/// An error says what is wrong in words.
+#[tauri::command]
+async fn check_server(
+    state: State<'_, App>,
+    settings: Settings,
+    link: Option<String>,
+) -> Result<ServerCheck, String> {
+    settings.validate()?;
+    let (server, trust) = match link.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        Some(link) => {
+            let link = Link::parse(link)?;
+            (link.server(), link.trust(None))
+        }
+        None if !settings.server_url.is_empty() => (settings.server_url.clone(), Trust::default()),
+        None => {
+            let host = state.embedded.for_call(settings.lan_hosting).await?;
+            let trust = host.trust();
+            (host.server, trust)
+        }
+    };
+    let took = confer_call::rooms::check(&server, &trust).await?;
+    Ok(ServerCheck {
+        server,
+        ms: took.as_secs_f64() * 1e3,
+    })
 }
 
 #[tauri::command]
@@ -1044,6 +1085,46 @@ mod ipc {
         let err = call(&window, "start_call", json!({"settings": quiet_settings()})).unwrap_err();
         assert!(err.as_str().unwrap().contains("already running"), "{err}");
         call(&window, "hang_up", json!({})).unwrap();
+    }
+
+    #[test]
+    fn the_pre_call_check_reaches_the_server_a_call_would_use() {
+        let (_app, window) = app();
+        let check = |settings: Value, link: Value| {
+            call(
+                &window,
+                "check_server",
+                json!({"settings": settings, "link": link}),
+            )
+        };
+        // The built-in server.
+        let built_in = check(quiet_settings(), Value::Null).unwrap();
+        assert!(
+            built_in["server"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://127.0.0.1:"),
+            "{built_in}"
+        );
+        assert!(built_in["ms"].as_f64().unwrap() >= 0.0, "{built_in}");
+        // A link's server, with the link's certificate hash.
+        let started = call(&window, "start_call", json!({"settings": quiet_settings()})).unwrap();
+        let link = started["inviteLink"].clone();
+        let by_link = check(quiet_settings(), link).unwrap();
+        assert_eq!(by_link["server"], built_in["server"]);
+        call(&window, "hang_up", json!({})).unwrap();
+        // A server of one's own that is not there: said in words.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut settings = quiet_settings();
+        settings["serverUrl"] = json!(format!("http://127.0.0.1:{port}"));
+        let err = check(settings, Value::Null).unwrap_err();
+        assert!(err.as_str().unwrap().contains("cannot reach"), "{err}");
+        // A broken link.
+        let err = check(quiet_settings(), json!("not a link")).unwrap_err();
+        assert!(err.as_str().unwrap().contains("not a Confer link"), "{err}");
     }
 
     #[test]

@@ -194,6 +194,14 @@ fn two_apps_call_each_other_through_the_embedded_server() {
             Duration::from_secs(10),
         )
         .unwrap();
+    // The pre-call check reached the built-in server.
+    host.s()
+        .wait_for(
+            "the server check answers",
+            "return document.getElementById('server-check').textContent.startsWith('The server answered in ')",
+            Duration::from_secs(10),
+        )
+        .unwrap();
     host.shot("1-home");
 
     // Settings open over the home screen, and Cancel leaves them as they were.

@@ -2,7 +2,7 @@
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
-import type { BackendEvent } from "./state";
+import type { BackendEvent, ServerCheck } from "./state";
 import type { VideoDrawing } from "./video";
 
 export interface AppInfo {
@@ -61,6 +61,8 @@ export const backend = {
   startMicMeter: (audio: string) => invoke<void>("start_mic_meter", { audio }),
   stopMicMeter: () => invoke<void>("stop_mic_meter"),
   testSpeaker: (device: string) => invoke<void>("test_speaker", { device }),
+  checkServer: (settings: Settings, link: string | null) =>
+    invoke<ServerCheck>("check_server", { settings, link }),
   onMicLevel: (handler: (level: MicLevel | null) => void) =>
     listen<MicLevel | null>("mic-level", (e) => handler(e.payload)),
   startCall: (settings: Settings) =>

@@ -52,6 +52,11 @@ vi.mock("@tauri-apps/api/core", () => ({
           audio: "tone",
           speaker: "",
         };
+      case "check_server": {
+        const link = (args as { link: string | null }).link;
+        if (link?.includes("unreachable")) throw "cannot reach http://unreachable:1: connection refused";
+        return { server: "http://127.0.0.1:2", ms: 3.2 };
+      }
       case "start_call":
         return { inviteLink: "confer+http://127.0.0.1:2/join/r#t", room: "r" };
       default:
@@ -117,6 +122,26 @@ describe("the desktop UI, screen by screen", () => {
     expect(visible("screen-home")).toBe(true);
     expect(($("display-name") as HTMLInputElement).value).toBe("Dr. Ada");
     expect(($("camera-select") as HTMLSelectElement).options[0]?.textContent).toContain("Test pattern");
+  });
+
+  it("the pre-call check says whether the server answers, for a pasted link its server", async () => {
+    expect($("server-check").textContent).toBe("The server answered in 3 ms.");
+    const field = $("join-link") as HTMLInputElement;
+    field.value = "http://unreachable:1/join/r#t";
+    field.dispatchEvent(new Event("input"));
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    for (let i = 0; i < 5; i++) await settle();
+    expect(commands("check_server")).toEqual([{ settings: expect.anything(), link: "http://unreachable:1/join/r#t" }]);
+    expect($("server-check").textContent).toBe(
+      "The link's server cannot be reached: cannot reach http://unreachable:1: connection refused",
+    );
+    expect($("server-check").classList.contains("error")).toBe(true);
+    field.value = "";
+    field.dispatchEvent(new Event("input"));
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    for (let i = 0; i < 5; i++) await settle();
+    expect($("server-check").textContent).toBe("The server answered in 3 ms.");
+    expect($("server-check").classList.contains("error")).toBe(false);
   });
 
   it("settings: the dialog shows the saved choices and saves what is ticked", async () => {

@@ -432,12 +432,35 @@ async function saveSettingsForm(): Promise<boolean> {
     settings = next as unknown as Settings;
     applyTheme();
     updateServerNote();
+    void checkServer();
     return true;
   } catch (e) {
     const error = $("settings-error");
     error.textContent = errorText(e);
     show(error, true);
     return false;
+  }
+}
+
+let serverCheckTurn = 0;
+
+/** The pre-call check's look at the server: the link's, when one is in the join field, else
+ * the one a hosted call would use. Only the newest answer is shown. */
+async function checkServer(): Promise<void> {
+  const link = $<HTMLInputElement>("join-link").value.trim();
+  const turn = ++serverCheckTurn;
+  const line = $("server-check");
+  const showLine = (result: Parameters<typeof S.serverCheckLine>[0]) => {
+    if (turn !== serverCheckTurn) return;
+    const { level, text: words } = S.serverCheckLine(result, link !== "");
+    text(line, words);
+    line.classList.toggle("error", level === "error");
+  };
+  showLine(null);
+  try {
+    showLine({ ok: await backend.checkServer(settings, link || null) });
+  } catch (e) {
+    showLine({ error: errorText(e) });
   }
 }
 
@@ -510,6 +533,11 @@ function wire(): void {
     e.preventDefault();
     const link = $<HTMLInputElement>("join-link").value;
     if (link.trim()) void joinCall(link);
+  };
+  let linkTyped: ReturnType<typeof setTimeout> | undefined;
+  $("join-link").oninput = () => {
+    clearTimeout(linkTyped);
+    linkTyped = setTimeout(() => void checkServer(), 400);
   };
   $("camera-select").onchange = () => startPreview();
   $("mic-select").onchange = () => startMeter();
@@ -645,6 +673,7 @@ async function main(): Promise<void> {
   startMeter();
   if (appInfo.launchLink) offerLink(appInfo.launchLink);
   await backend.onOpenLink(offerLink);
+  void checkServer();
   render(view);
   document.body.dataset.ready = "true";
 }
@@ -653,6 +682,7 @@ async function main(): Promise<void> {
  * joining stays the user's click. During a call it waits there for the call to end. */
 function offerLink(link: string): void {
   $<HTMLInputElement>("join-link").value = link;
+  void checkServer();
   if (view.phase === "home" || view.phase === "ended") {
     $("join-call").focus();
   } else {

@@ -160,3 +160,21 @@ describe("inviteNote", () => {
     expect(inviteNote("not a link")).toBe("");
   });
 });
+
+describe("serverCheckLine", () => {
+  it("says what the pre-call check found about the server, in words", async () => {
+    const { serverCheckLine } = await import("./state");
+    expect(serverCheckLine(null, false)).toEqual({ level: "pending", text: "Checking the connection to the server…" });
+    expect(serverCheckLine(null, true).text).toMatch(/link's server/);
+    expect(serverCheckLine({ ok: { server: "https://h", ms: 23.4 } }, false)).toEqual({
+      level: "ok",
+      text: "The server answered in 23 ms.",
+    });
+    expect(serverCheckLine({ ok: { server: "https://h", ms: 0.2 } }, true).text).toBe("The link's server answered in 1 ms.");
+    expect(serverCheckLine({ ok: { server: "https://h", ms: 1800 } }, false).text).toMatch(/slow/);
+    expect(serverCheckLine({ error: "cannot reach https://h: connection refused" }, true)).toEqual({
+      level: "error",
+      text: "The link's server cannot be reached: cannot reach https://h: connection refused",
+    });
+  });
+});

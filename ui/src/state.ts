@@ -369,3 +369,26 @@ export function inviteNote(link: string | null): string {
   }
   return "";
 }
+
+/** What the backend's look at the server found (`check_server`). */
+export interface ServerCheck {
+  /** The server's base URL. */
+  server: string;
+  /** How long its answer took, connection and TLS included. */
+  ms: number;
+}
+
+/** The pre-call check's line about the server, in words: `null` while it is asked, the answer,
+ * or why it could not be reached. `forLink`: the server of the link in the join field, not
+ * the one a hosted call would use. */
+export function serverCheckLine(
+  result: { ok: ServerCheck } | { error: string } | null,
+  forLink: boolean,
+): { level: "pending" | "ok" | "error"; text: string } {
+  const whose = forLink ? "The link's server" : "The server";
+  if (result === null) return { level: "pending", text: `Checking the connection to ${forLink ? "the link's server" : "the server"}…` };
+  if ("error" in result) return { level: "error", text: `${whose} cannot be reached: ${result.error}` };
+  const ms = Math.max(1, Math.round(result.ok.ms));
+  const slow = ms > 1000 ? " That is slow: the call may take a while to connect." : "";
+  return { level: "ok", text: `${whose} answered in ${ms} ms.${slow}` };
+}

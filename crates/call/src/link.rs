@@ -124,6 +124,12 @@ impl Link {
         }
     }
 
+    /// The server's base URL (`https://host:port`).
+    pub fn server(&self) -> String {
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority)
+    }
+
     /// The signaling WebSocket URL.
     pub fn ws_url(&self) -> String {
         let scheme = if self.secure { "wss" } else { "ws" };
@@ -154,6 +160,7 @@ mod tests {
     fn links_parse_to_the_websocket_and_back() {
         let l = Link::parse("http://127.0.0.1:8443/join/abc123#eyJ.tok.en").expect("link");
         assert_eq!(l.ws_url(), "ws://127.0.0.1:8443/v1/ws");
+        assert_eq!(l.server(), "http://127.0.0.1:8443");
         assert_eq!(
             (l.room.as_str(), l.token.as_str()),
             ("abc123", "eyJ.tok.en")

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use confer_call::link::Link;
-use confer_call::rooms::create_room;
+use confer_call::rooms::{check, create_room};
 use confer_call::signaling::{Backoff, SignalClient, SignalError, SignalEvent};
 use confer_call::tls::Trust;
 use confer_protocol::{ParticipantState, Role, SignalPayload};
@@ -263,6 +263,17 @@ async fn over_tls_the_server_must_show_the_certificate_the_link_names() {
         ..Trust::default()
     };
 
+    // The pre-call check: the server answers over https.
+    check(&base, &named).await.expect("the server answers");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let gone = check(&format!("http://127.0.0.1:{port}"), &Trust::default())
+        .await
+        .expect_err("nothing listens there");
+    assert!(gone.contains("cannot reach"), "{gone}");
+
     // The room is made over https and the host joins over wss, from the link as text.
     let room = create_room(&base, handle.api_key(), Some("Dr. Ada"), &named)
         .await
@@ -286,10 +297,14 @@ async fn over_tls_the_server_must_show_the_certificate_the_link_names() {
         server_sha256: Some([0; 32]),
         ..Trust::default()
     };
-    let err = create_room(&base, handle.api_key(), None, &other)
-        .await
-        .expect_err("another certificate");
-    assert!(err.contains("not the one named in the link"), "{err}");
+    for err in [
+        create_room(&base, handle.api_key(), None, &other)
+            .await
+            .expect_err("another certificate"),
+        check(&base, &other).await.expect_err("another certificate"),
+    ] {
+        assert!(err.contains("not the one named in the link"), "{err}");
+    }
     let err = SignalClient::connect(&link.ws_url(), &link.token, None, &other, fast())
         .await
         .expect_err("another certificate");
