@@ -608,10 +608,13 @@ const NACK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long a gap in the video may hold newer frames back while its retransmission is on the
 /// way: a round trip plus the NACK interval plus room for a second attempt and jitter, at
-/// least 150 ms, at most 500 ms (beyond that a keyframe is quicker than waiting).
+/// least 150 ms, at most 1 s. Giving up before the retransmission can have come gains
+/// nothing: the keyframe asked for instead needs the same round trip, and is larger. (A cap
+/// of 500 ms gave up every unrepaired gap with 300 ms each way, dropping the frames until a
+/// keyframe came, a second later.)
 fn repair_wait(rtt_us: u32) -> Duration {
     let rtt = Duration::from_micros(u64::from(rtt_us));
-    (rtt + NACK_INTERVAL * 4).clamp(Duration::from_millis(150), Duration::from_millis(500))
+    (rtt + NACK_INTERVAL * 4).clamp(Duration::from_millis(150), Duration::from_secs(1))
 }
 
 /// Silence on the selected pair (no media, no keepalive answers) after which the connection
@@ -1409,6 +1412,18 @@ impl Peer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_gap_waits_for_its_retransmission_however_long_the_round_trip() {
+        use std::time::Duration;
+        let wait = |rtt_ms: u32| super::repair_wait(rtt_ms * 1_000);
+        assert_eq!(wait(20), Duration::from_millis(150));
+        // 300 ms each way: the retransmission lands about 620 ms after the gap (the first
+        // NACK within 20 ms, then the round trip); the gap must still be held then.
+        assert_eq!(wait(600), Duration::from_millis(680));
+        assert!(wait(600) > Duration::from_millis(620 + 40));
+        assert_eq!(wait(3_000), Duration::from_secs(1));
+    }
+
     #[test]
     fn rtp_timestamps_follow_capture_times() {
         let mut clock = super::RtpClock::default();
