@@ -31,6 +31,10 @@
 //!   [`crate::rate::START_KBPS`]), then fast (25% a second) while below 90% of the rate that
 //!   last congested the path, more gently (15% a second) above it, and never past 1.5 times
 //!   what is actually being delivered, so a muted camera does not license a burst later.
+//!   Each of these speeds holds while news of a packet takes up to [`RESPONSE_REF`] to come
+//!   back (a round trip plus the far side's reporting interval), and is slower in proportion
+//!   beyond: a climb overshoots by its speed times that time, so at 300 ms each way it goes
+//!   at about a third of the speed rather than building a queue three times as long.
 //!   With 10-25% lost and no queue (the medium's loss), climb too, at 15% a second: holding
 //!   there kept a call that started low on a lossy Wi-Fi at its starting rate.
 //! - In between (a queue draining, or loss with a small queue): hold.
@@ -68,6 +72,9 @@ const ACKED_WINDOW: Duration = Duration::from_millis(500);
 const LOSS_WINDOW: Duration = Duration::from_secs(1);
 /// Unacknowledged packets sent over this long in a row: their report was lost, not they.
 const UNKNOWN_FATE_RUN: Duration = Duration::from_millis(50);
+/// The feedback loop (round trip plus reporting interval) up to which the rate climbs at full
+/// speed; slower beyond.
+const RESPONSE_REF: Duration = Duration::from_millis(250);
 /// Feedback older than this means the far side stopped reporting (or never did).
 pub const FEEDBACK_STALE: Duration = Duration::from_secs(2);
 
@@ -122,6 +129,10 @@ pub struct QueueEstimator {
     last_loss_cut: Option<Instant>,
     /// The acknowledged rate when the path last congested.
     congested_at_bps: Option<f64>,
+    /// How old the newest news of a packet is when its report arrives (a round trip plus
+    /// the far side's reporting interval), s, smoothed: how long a climb goes on before the
+    /// queue it builds can be heard of.
+    response_s: Option<f64>,
 }
 
 impl QueueEstimator {
@@ -149,6 +160,7 @@ impl QueueEstimator {
             last_cut: None,
             last_loss_cut: None,
             congested_at_bps: None,
+            response_s: None,
         }
     }
 
@@ -262,6 +274,16 @@ impl BandwidthEstimator for QueueEstimator {
         }
         flush(&mut run, &mut self.fates);
 
+        if let Some(newest) = reports
+            .iter()
+            .filter(|r| r.arrived)
+            .map(|r| r.departure)
+            .max()
+        {
+            let age = now.saturating_duration_since(newest).as_secs_f64();
+            self.response_s = Some(self.response_s.map_or(age, |s| s + 0.2 * (age - s)));
+        }
+
         // The least queue any packet of this report saw.
         let mut least_delay: Option<f64> = None;
         for r in reports {
@@ -349,6 +371,13 @@ impl BandwidthEstimator for QueueEstimator {
                 Some(_) if below_last_congestion => 0.25,
                 Some(_) => 0.15,
             };
+            // A climb overshoots by its speed times the time it takes to hear of the queue it
+            // builds: past [`RESPONSE_REF`], slower in proportion, so a long round trip does
+            // not buy a longer queue.
+            let per_second = per_second
+                * self
+                    .response_s
+                    .map_or(1.0, |s| (RESPONSE_REF.as_secs_f64() / s).min(1.0));
             let climbed = self.rate_bps * (1.0 + per_second * elapsed) + 1_000.0 * elapsed;
             // Never past what delivery supports (but a cap is no reason to come down).
             let ceiling = if acked > 0.0 {
@@ -542,19 +571,28 @@ mod tests {
 
     #[test]
     fn a_long_round_trip_does_not_let_the_climb_fill_the_link() {
-        // 100 ms each way, 300 kbit/s: every report is at least 150 ms old on arrival.
-        let mut e = estimator(200_000.0);
-        let mut path = Path::with_delay(300_000.0, 0.1);
-        run(&mut e, &mut path, 5.0, 0.0);
-        let mut worst: f64 = 0.0;
-        let mut rates = Vec::new();
-        for _ in 0..25 {
-            worst = worst.max(run(&mut e, &mut path, 1.0, 1.0));
-            rates.push(e.target_bitrate());
+        // 300 kbit/s with 100 ms each way (every report at least 150 ms old on arrival), and
+        // with 300 ms (at least 600 ms old: climbing at full speed, the queue reached 138 ms).
+        for (one_way, most_queue_ms) in [(0.1, 100.0), (0.3, 120.0)] {
+            let mut e = estimator(200_000.0);
+            let mut path = Path::with_delay(300_000.0, one_way);
+            run(&mut e, &mut path, 5.0, 0.0);
+            let mut worst: f64 = 0.0;
+            let mut rates = Vec::new();
+            for _ in 0..25 {
+                worst = worst.max(run(&mut e, &mut path, 1.0, 1.0));
+                rates.push(e.target_bitrate());
+            }
+            let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+            assert!(
+                worst < most_queue_ms,
+                "{one_way} s each way: queue reached {worst:.0} ms"
+            );
+            assert!(
+                mean > 260_000.0,
+                "{one_way} s each way: {mean:.0} bit/s on average: too timid"
+            );
         }
-        let mean = rates.iter().sum::<f64>() / rates.len() as f64;
-        assert!(worst < 100.0, "queue reached {worst:.0} ms");
-        assert!(mean > 240_000.0, "{mean:.0} bit/s on average: too timid");
     }
 
     /// 100 packets 8 ms apart, one in `every` lost, each kept in the path's queue `queue_ms`
