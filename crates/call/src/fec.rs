@@ -21,13 +21,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
 
 use rtc::interceptor::{
-    Attribute, AttributedPacket, FlexFec03Decoder, Interceptor, Packet, StreamInfo, TaggedPacket,
+    Attribute, AttributedPacket, FlexFec03Decoder, Packet, StreamInfo, TaggedPacket,
 };
-use rtc::sansio::Protocol;
 
+use crate::belt::Stage;
 use crate::fec_encoder::RepairEncoder;
 
 /// Repair packets sent per ten media packets (0: none), set once a second by the call from
@@ -104,8 +103,6 @@ pub struct FecSender {
     counters: Arc<FecCounters>,
     /// Keyed by the media SSRC.
     streams: HashMap<u32, Stream>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
 impl std::fmt::Debug for FecSender {
@@ -124,43 +121,26 @@ impl FecSender {
             protection,
             counters,
             streams: HashMap::new(),
-            reads: VecDeque::new(),
-            writes: VecDeque::new(),
         }
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.reads.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Stage for FecSender {
+    fn write(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         let (now, transport) = (msg.now, msg.transport);
         let Packet::Rtp(packet) = &msg.message.packet else {
-            self.writes.push_back(msg);
-            return Ok(());
+            out.push_back(msg);
+            return;
         };
         let per_ten = self.protection.load(Ordering::Relaxed).min(MAX_PER_TEN);
         let Some(stream) = self.streams.get_mut(&packet.header.ssrc) else {
-            self.writes.push_back(msg);
-            return Ok(());
+            out.push_back(msg);
+            return;
         };
         if per_ten == 0 {
             stream.block.clear();
-            self.writes.push_back(msg);
-            return Ok(());
+            out.push_back(msg);
+            return;
         }
         // A block is a consecutive run (the masks count from its first sequence number).
         if stream.block.last().is_some_and(|last| {
@@ -172,7 +152,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
         let full = stream.block.len() >= BLOCK
             || (packet.header.marker && stream.block.len() >= MIN_BLOCK);
         // The media packet leaves first; its block's repair packets follow it.
-        self.writes.push_back(msg);
+        out.push_back(msg);
         if full {
             let repairs = (stream.block.len() * per_ten as usize).div_ceil(BLOCK);
             let packets = stream.encoder.encode(&stream.block, repairs);
@@ -180,22 +160,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecSender {
             self.counters
                 .sent
                 .fetch_add(packets.len() as u64, Ordering::Relaxed);
-            self.writes
-                .extend(packets.into_iter().map(|p| TaggedPacket {
-                    now,
-                    transport,
-                    message: AttributedPacket::new(Packet::Rtp(p)),
-                }));
+            out.extend(packets.into_iter().map(|p| TaggedPacket {
+                now,
+                transport,
+                message: AttributedPacket::new(Packet::Rtp(p)),
+            }));
         }
-        Ok(())
     }
 
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for FecSender {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         if let (Some(ssrc), Some(payload_type)) = (info.ssrc_fec, info.payload_type_fec) {
             // A random first sequence number, as for any RTP stream (RFC 3550).
@@ -213,10 +185,6 @@ impl Interceptor for FecSender {
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.streams.remove(&info.ssrc);
     }
-
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// The receiving interceptor, at [`rtc::interceptor::Slot::FecDecoder`] (below the NACK
@@ -235,8 +203,6 @@ pub struct FecReceiver {
     decoders: HashMap<u32, (FlexFec03Decoder, Option<u8>)>,
     /// Repair SSRC → media SSRC.
     repair_to_media: HashMap<u32, u32>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
 impl std::fmt::Debug for FecReceiver {
@@ -255,8 +221,6 @@ impl FecReceiver {
             counters,
             decoders: HashMap::new(),
             repair_to_media: HashMap::new(),
-            reads: VecDeque::new(),
-            writes: VecDeque::new(),
         }
     }
 }
@@ -279,14 +243,8 @@ fn without_extension(packet: &rtc::rtp::Packet, id: Option<u8>) -> rtc::rtp::Pac
     packet
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FecReceiver {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Stage for FecReceiver {
+    fn read(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         let (now, transport) = (msg.now, msg.transport);
         let recovered = match &msg.message.packet {
             Packet::Rtp(p) => {
@@ -299,11 +257,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecReceiver {
             }
             _ => Vec::new(),
         };
-        self.reads.push_back(msg);
+        out.push_back(msg);
         self.counters
             .recovered
             .fetch_add(recovered.len() as u64, Ordering::Relaxed);
-        self.reads.extend(recovered.into_iter().map(|p| {
+        out.extend(recovered.into_iter().map(|p| {
             let mut message = AttributedPacket::new(Packet::Rtp(p));
             message.add(Attribute::RecoveredByFec);
             TaggedPacket {
@@ -312,34 +270,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FecReceiver {
                 message,
             }
         }));
-        Ok(())
     }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.writes.pop_front()
-    }
-}
-
-/// The id the stream negotiated for the transport-wide sequence number, if any.
-fn transport_cc_id(info: &StreamInfo) -> Option<u8> {
-    info.rtp_header_extensions
-        .iter()
-        .find(|e| e.uri == rtc::sdp::extmap::TRANSPORT_CC_URI)
-        .and_then(|e| u8::try_from(e.id).ok())
-}
-
-impl Interceptor for FecReceiver {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
 
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         if let (Some(repair), Some(_)) = (info.ssrc_fec, info.payload_type_fec) {
@@ -360,13 +291,19 @@ impl Interceptor for FecReceiver {
     }
 }
 
+/// The id the stream negotiated for the transport-wide sequence number, if any.
+fn transport_cc_id(info: &StreamInfo) -> Option<u8> {
+    info.rtp_header_extensions
+        .iter()
+        .find(|e| e.uri == rtc::sdp::extmap::TRANSPORT_CC_URI)
+        .and_then(|e| u8::try_from(e.id).ok())
+}
+
 /// Ends the repair packets [`FecReceiver`] let through, once the transport-wide feedback has
 /// recorded them (above [`rtc::interceptor::Slot::TwccReceiver`]): they carry no media.
 #[derive(Default)]
 pub struct FecRepairSink {
     repair: std::collections::HashSet<u32>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
 impl std::fmt::Debug for FecRepairSink {
@@ -377,40 +314,15 @@ impl std::fmt::Debug for FecRepairSink {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FecRepairSink {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Stage for FecRepairSink {
+    fn read(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         if let Packet::Rtp(p) = &msg.message.packet
             && self.repair.contains(&p.header.ssrc)
         {
-            return Ok(());
+            return;
         }
-        self.reads.push_back(msg);
-        Ok(())
+        out.push_back(msg);
     }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for FecRepairSink {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
 
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         if let (Some(repair), Some(_)) = (info.ssrc_fec, info.payload_type_fec) {
@@ -428,9 +340,12 @@ impl Interceptor for FecRepairSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::belt::OnBelt;
     use bytes::Bytes;
-    use rtc::interceptor::RTPHeaderExtension;
+    use rtc::interceptor::{Interceptor, RTPHeaderExtension};
+    use rtc::sansio::Protocol;
     use rtc::shared::TransportContext;
+    use std::time::Instant;
 
     const MEDIA: u32 = 0x1111;
     const REPAIR: u32 = 0x2222;
@@ -482,7 +397,10 @@ mod tests {
     /// went to the wire.
     fn send(per_ten: u32, count: u16) -> (Vec<TaggedPacket>, Arc<FecCounters>) {
         let counters = Arc::new(FecCounters::default());
-        let mut sender = FecSender::new(Arc::new(AtomicU32::new(per_ten)), Arc::clone(&counters));
+        let mut sender = OnBelt::new(FecSender::new(
+            Arc::new(AtomicU32::new(per_ten)),
+            Arc::clone(&counters),
+        ));
         sender.bind_local_stream(&info());
         let mut wire = Vec::new();
         for seq in 0..count {
@@ -574,9 +492,9 @@ mod tests {
     fn a_lost_packet_in_each_block_is_rebuilt_by_the_far_side() {
         let (wire, _) = send(2, 60);
         let counters = Arc::new(FecCounters::default());
-        let mut receiver = FecReceiver::new(Arc::clone(&counters));
+        let mut receiver = OnBelt::new(FecReceiver::new(Arc::clone(&counters)));
         receiver.bind_remote_stream(&info());
-        let mut sink = FecRepairSink::default();
+        let mut sink = OnBelt::new(FecRepairSink::default());
         sink.bind_remote_stream(&info());
         // What stands between them: every packet, repair packets too, gets its transport-wide
         // sequence number after protection, and the wire loses the fourth packet of every
@@ -637,7 +555,10 @@ mod tests {
     #[test]
     fn a_gap_in_the_sent_run_starts_a_new_block() {
         let counters = Arc::new(FecCounters::default());
-        let mut sender = FecSender::new(Arc::new(AtomicU32::new(2)), Arc::clone(&counters));
+        let mut sender = OnBelt::new(FecSender::new(
+            Arc::new(AtomicU32::new(2)),
+            Arc::clone(&counters),
+        ));
         sender.bind_local_stream(&info());
         for seq in [0, 1, 2, 10, 11, 12, 13, 14, 15] {
             sender

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assembler;
+pub mod belt;
 pub mod call;
 pub mod estimate;
 pub mod fec;

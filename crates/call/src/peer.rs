@@ -40,11 +40,10 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use rtc::interceptor::{
-    Attribute, CongestionControlBuilder, Interceptor, NackGeneratorBuilder, NackResponderBuilder,
-    Packet, Slot, StreamInfo, TaggedPacket,
+    Attribute, CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, Packet, Slot,
+    TaggedPacket,
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::sansio::Protocol;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -53,6 +52,7 @@ use confer_protocol::{IceServer, SignalPayload};
 use rtc::rtp::packetizer::Packetizer;
 
 use crate::assembler::FrameAssembler;
+use crate::belt::OnBelt;
 
 /// A failure of the WebRTC layer.
 #[derive(Debug, thiserror::Error)]
@@ -277,20 +277,10 @@ async fn serve_data(channel: Arc<dyn DataChannel>, events: mpsc::UnboundedSender
 /// default chain ends inbound RTCP inside the interceptors, so without this a receiver that
 /// lost a keyframe would wait forever. Everything else inbound is left to the interceptors
 /// before it (registered last, it sees what they saw).
-#[derive(Default)]
-struct KeyframeRequests {
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
-}
+struct KeyframeRequests;
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+impl crate::belt::Stage for KeyframeRequests {
+    fn read(&mut self, mut msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
@@ -301,34 +291,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
                 .cloned()
                 .collect();
             if wanted.is_empty() {
-                return Ok(());
+                return;
             }
             msg.message.packet = Packet::Rtcp(wanted);
             msg.message.add(Attribute::DeliverToApplication);
         }
-        self.reads.push_back(msg);
-        Ok(())
+        out.push_back(msg);
     }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequests {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Keyframe requests the far side sent for our video, for the encoder to answer.
@@ -1020,14 +989,20 @@ impl Peer {
             .with(Slot::NackResponder, NackResponderBuilder::new().build())
             .with(
                 Slot::FecEncoder,
-                crate::fec::FecSender::new(Arc::clone(&protection), Arc::clone(&fec)),
+                OnBelt::new(crate::fec::FecSender::new(
+                    Arc::clone(&protection),
+                    Arc::clone(&fec),
+                )),
             )
             .with(
                 Slot::FecDecoder,
-                crate::fec::FecReceiver::new(Arc::clone(&fec)),
+                OnBelt::new(crate::fec::FecReceiver::new(Arc::clone(&fec))),
             )
             // Past the transport-wide feedback, which must see the repair packets arrive.
-            .with(Slot::from(8_500), crate::fec::FecRepairSink::default())
+            .with(
+                Slot::from(8_500),
+                OnBelt::new(crate::fec::FecRepairSink::default()),
+            )
             .with(
                 Slot::NackGenerator,
                 NackGeneratorBuilder::new()
@@ -1035,21 +1010,24 @@ impl Peer {
                     .with_max_nacks_per_packet(2)
                     .build(),
             )
-            .with(Slot::from(14_000), KeyframeRequests::default())
+            .with(Slot::from(14_000), OnBelt::new(KeyframeRequests))
             // Below the NACK responder, so it sees its RTX packets on the way out; below the
             // NACK generator, so the generator sees repaired packets arrive.
             .with(
                 Slot::from(3_600),
-                crate::rtx::Rtx::new(Arc::clone(&rtx_types), Arc::clone(&rtx)),
+                OnBelt::new(crate::rtx::Rtx::new(
+                    Arc::clone(&rtx_types),
+                    Arc::clone(&rtx),
+                )),
             )
             // Between the pacer's place (3,000) and the NACK responder (4,000): it sees the
             // responder's retransmissions on their way to the wire.
             .with(
                 Slot::from(3_500),
-                crate::rate::RetransmissionBudget::new(
+                OnBelt::new(crate::rate::RetransmissionBudget::new(
                     Arc::clone(&bandwidth),
                     Arc::clone(&retransmissions_dropped),
-                ),
+                )),
             );
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(

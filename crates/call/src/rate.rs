@@ -7,14 +7,16 @@
 //! moves by more than 5% (encoders do not like being poked every frame); a size change goes
 //! through the ladder's hysteresis, since each one costs a keyframe.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::Instant;
 
 use confer_media::ladder::{Ladder, Rung};
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
-use rtc::sansio::Protocol;
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
+
+use crate::belt::Stage;
 
 /// Kept for audio (Opus at its default rate, with packet overhead), kbit/s.
 pub const AUDIO_RESERVE_KBPS: u32 = 48;
@@ -147,8 +149,6 @@ pub struct RetransmissionBudget {
     allowed_bps: Arc<AtomicU64>,
     tokens: f64,
     last: Option<Instant>,
-    writes: std::collections::VecDeque<TaggedPacket>,
-    reads: std::collections::VecDeque<TaggedPacket>,
     /// Retransmissions dropped for want of budget.
     pub dropped: Arc<AtomicU64>,
 }
@@ -172,8 +172,6 @@ impl RetransmissionBudget {
             allowed_bps,
             tokens: 0.0,
             last: None,
-            writes: Default::default(),
-            reads: Default::default(),
             dropped,
         }
     }
@@ -201,44 +199,17 @@ impl RetransmissionBudget {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RetransmissionBudget {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.reads.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Stage for RetransmissionBudget {
+    fn write(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         if msg.message.has(&Attribute::Retransmission)
             && let Packet::Rtp(p) = &msg.message.packet
             && !self.spend(p.payload.len() + 12, msg.now)
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return;
         }
-        self.writes.push_back(msg);
-        Ok(())
+        out.push_back(msg);
     }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for RetransmissionBudget {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// What to encode now.

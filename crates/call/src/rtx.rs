@@ -22,11 +22,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use bytes::Bytes;
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
-use rtc::sansio::Protocol;
+use rtc::interceptor::{Attribute, Packet, StreamInfo, TaggedPacket};
+
+use crate::belt::Stage;
 
 /// The remote description's RTX payload types: `(rtx, apt)`, the RTX type and the media type
 /// it repairs.
@@ -93,8 +93,6 @@ pub struct Rtx {
     /// Per sent media SSRC: (sequence number, payload type) by sequence number modulo
     /// [`HISTORY`].
     sent: HashMap<u32, Vec<Option<(u16, u8)>>>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
     counters: Arc<RtxCounters>,
 }
 
@@ -115,8 +113,6 @@ impl Rtx {
             remote: HashMap::new(),
             local: HashMap::new(),
             sent: HashMap::new(),
-            reads: VecDeque::new(),
-            writes: VecDeque::new(),
             counters,
         }
     }
@@ -152,34 +148,23 @@ fn unwrap(packet: &mut rtc::rtp::Packet, ssrc: u32, payload_type: u8) -> bool {
     true
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for Rtx {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Stage for Rtx {
+    fn read(&mut self, mut msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         if let Packet::Rtp(p) = &mut msg.message.packet
             && let Some(&media_ssrc) = self.remote.get(&p.header.ssrc)
         {
             // Not a type the remote description pairs: left for webrtc-rs to deal with.
             if let Some(media_type) = self.media_for(p.header.payload_type) {
                 if !unwrap(p, media_ssrc, media_type) {
-                    return Ok(()); // padding only (a probe): nothing to repair
+                    return; // padding only (a probe): nothing to repair
                 }
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.reads.push_back(msg);
-        Ok(())
+        out.push_back(msg);
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+    fn write(&mut self, mut msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         let retransmission = msg.message.has(&Attribute::Retransmission);
         if let Packet::Rtp(p) = &mut msg.message.packet {
             let ssrc = p.header.ssrc;
@@ -191,7 +176,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Rtx {
                         .map(|(_, pt)| pt)
                 });
                 let Some(media_type) = original else {
-                    return Ok(()); // no longer known what it was: not worth a wrong guess
+                    return; // no longer known what it was: not worth a wrong guess
                 };
                 match self.rtx_for(media_type) {
                     Some(rtx_type) => {
@@ -210,16 +195,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for Rtx {
                 sent[usize::from(seq) % HISTORY] = Some((seq, p.header.payload_type));
             }
         }
-        self.writes.push_back(msg);
-        Ok(())
+        out.push_back(msg);
     }
 
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for Rtx {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         if let Some(rtx) = info.ssrc_rtx {
             self.local.insert(rtx, info.ssrc);
@@ -250,8 +228,11 @@ impl Interceptor for Rtx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc::interceptor::AttributedPacket;
+    use crate::belt::OnBelt;
+    use rtc::interceptor::{AttributedPacket, Interceptor};
+    use rtc::sansio::Protocol;
     use rtc::shared::TransportContext;
+    use std::time::Instant;
 
     const SDP: &str = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
         m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103\r\na=rtpmap:96 VP8/90000\r\n\
@@ -303,13 +284,13 @@ mod tests {
         }
     }
 
-    fn interceptor(types: Vec<(u8, u8)>) -> (Rtx, Arc<RtxCounters>) {
+    fn interceptor(types: Vec<(u8, u8)>) -> (OnBelt<Rtx>, Arc<RtxCounters>) {
         let counters = Arc::new(RtxCounters::default());
         let rtx = Rtx::new(
             Arc::new(std::sync::RwLock::new(types)),
             Arc::clone(&counters),
         );
-        (rtx, counters)
+        (OnBelt::new(rtx), counters)
     }
 
     #[test]
