@@ -23,10 +23,25 @@ use confer_frames::FrameServer;
 /// one (measured here: 174% → 23% CPU for the web process showing the camera preview). So on
 /// a machine without a GPU render node, the app starts itself again with compositing off,
 /// unless `WEBKIT_DISABLE_COMPOSITING_MODE` already says what to do (0 keeps it on).
-fn without_gpu_compositing_off() {
+///
+/// It also fixes malloc's threshold for giving a large block its own mapping at glibc's
+/// default (128 KiB; `MALLOC_MMAP_THRESHOLD_`, unless set). Left to itself glibc raises the
+/// threshold as large blocks are freed, after which video planes and frame-socket messages
+/// (up to 1.4 MB each, dozens a second) are carved from per-thread arenas that keep what
+/// they freed (docs/BENCHMARKS.md, sixth session). Planes are reused from confer-media's
+/// pool, so the fixed threshold costs no CPU worth measuring.
+fn with_the_environment_it_needs() {
     use std::os::unix::process::CommandExt;
-    const VAR: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
-    if std::env::var_os(VAR).is_some() || has_gpu() {
+    const COMPOSITING: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+    const MMAP_THRESHOLD: &str = "MALLOC_MMAP_THRESHOLD_";
+    let mut missing: Vec<(&str, &str)> = Vec::new();
+    if std::env::var_os(COMPOSITING).is_none() && !has_gpu() {
+        missing.push((COMPOSITING, "1"));
+    }
+    if std::env::var_os(MMAP_THRESHOLD).is_none() {
+        missing.push((MMAP_THRESHOLD, "131072"));
+    }
+    if missing.is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -35,9 +50,9 @@ fn without_gpu_compositing_off() {
     // Only returns on failure: then the app runs as it is.
     let error = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
-        .env(VAR, "1")
+        .envs(missing)
         .exec();
-    eprintln!("confer-desktop: could not restart without GPU compositing: {error}");
+    eprintln!("confer-desktop: could not restart with its environment: {error}");
 }
 
 /// Whether the machine has a GPU render node (else GL is Mesa's llvmpipe, on the CPU).
@@ -52,7 +67,7 @@ fn has_gpu() -> bool {
 const IDENTIFIER: &str = "org.confer.desktop";
 
 fn main() {
-    without_gpu_compositing_off();
+    with_the_environment_it_needs();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -46,7 +46,8 @@ impl Scaler {
     fn plane(&mut self, src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32) -> Result<Vec<u8>> {
         let invalid = |e: &dyn std::fmt::Display| Error::Invalid(format!("scaling a plane: {e}"));
         let src = ImageRef::new(sw, sh, src, PixelType::U8).map_err(|e| invalid(&e))?;
-        let mut dst = Image::new(dw, dh, PixelType::U8);
+        let buffer = crate::frame::plane(dw as usize * dh as usize);
+        let mut dst = Image::from_vec_u8(dw, dh, buffer, PixelType::U8).map_err(|e| invalid(&e))?;
         let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
         self.resizer
             .resize(&src, &mut dst, &options)

@@ -171,9 +171,9 @@ impl VideoSource for Y4mSource {
                     return Ok(VideoFrame {
                         width: w,
                         height: h,
-                        y: frame.get_y_plane().to_vec(),
-                        u: frame.get_u_plane().to_vec(),
-                        v: frame.get_v_plane().to_vec(),
+                        y: crate::frame::plane_copy(frame.get_y_plane()),
+                        u: crate::frame::plane_copy(frame.get_u_plane()),
+                        v: crate::frame::plane_copy(frame.get_v_plane()),
                         capture_us,
                     });
                 }
