@@ -107,10 +107,18 @@ async fn lossy_call(codec: VideoCodec, loss: f64, seed: u64) {
         let sd = (loss * (1.0 - loss) / c.packets_in as f64).sqrt();
         assert!((rate - loss).abs() < 4.0 * sd, "{d:?} lost {rate:.3}");
     }
+    // Retransmissions arrive as RTX and are turned back into the packets they repair. At 1%
+    // loss FEC rebuilds most losses first, so a side may ask for a single retransmission in
+    // the whole call, and lose it (one CI run: the guest sent one, the host received none):
+    // counted over both directions.
+    let received: u64 = [&at_host, &at_guest]
+        .iter()
+        .map(|w| w.stats.last().map_or(0, |s| s.rtx_received))
+        .sum();
+    assert!(received > 0, "repairs came as RTX");
     for (who, w) in [("host", &at_host), ("guest", &at_guest)] {
         let last = w.stats.last().expect("stats");
         assert_eq!(last.codec_received, Some(codec), "{who} received {codec:?}");
-        assert!(last.rtx_received > 0, "{who}'s repairs came as RTX");
         // With 10% lost and a round trip of about 100 ms, FEC is on (confer-call's `fec`) and
         // its repair packets rebuild packets at both ends.
         if loss >= 0.05 {
