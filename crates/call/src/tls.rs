@@ -10,7 +10,7 @@
 //! against its key), as SSH checks a known host key.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -58,6 +58,13 @@ pub fn decode_fingerprint(text: &str) -> Option<[u8; 32]> {
     URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
 }
 
+/// The system's CA certificates, read from disk once per process: every signaling connection
+/// (each reconnect too), room creation and server check needs them.
+fn native_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -67,8 +74,7 @@ impl Trust {
     /// link names no certificate for) are checked against.
     pub fn roots(&self) -> io::Result<Arc<ClientConfig>> {
         let mut roots = RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+        let (added, _ignored) = roots.add_parsable_certificates(native_roots().iter().cloned());
         if let Some(pem) = &self.ca_pem {
             let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
