@@ -49,9 +49,9 @@ async fn open_invite(page: &Chromium, handle: &ServerHandle, room: &str) {
     .expect("navigate");
     page.wait_until(
         &format!(
-            "location.pathname.endsWith({:?}) && document.readyState === 'complete' \
-             && window.confer && confer.state.media",
-            format!("/{room}")
+            "location.pathname.endsWith({:?}) && document.readyState === 'complete' && {}",
+            format!("/{room}"),
+            confer_browser::GUEST_READY_JS
         ),
         Duration::from_secs(20),
     )

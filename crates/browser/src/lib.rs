@@ -508,6 +508,12 @@ pub const PEER_HTML: &str = include_str!("../page/peer.html");
 /// marks a video presents): loaded by the peer page, injected into pages under test.
 pub const MARKS_JS: &str = include_str!("../page/marks.js");
 
+/// True on Confer's guest page once its device check is done and Join can be pressed: the
+/// camera and microphone are open *and* the button is enabled (the page enables it only after
+/// listing the devices, a moment after the media opens; a click before then does nothing).
+pub const GUEST_READY_JS: &str = "window.confer && confer.state.screen === 'check' \
+    && confer.state.media !== undefined && !document.getElementById('join').disabled";
+
 impl PeerPage {
     /// Starts serving `/peer.html` on 127.0.0.1 at a free port.
     pub async fn serve() -> std::io::Result<Self> {

@@ -155,12 +155,9 @@ async fn a_browser_guest_joins_over_https_with_a_certificate_the_host_made() {
             .expect("chromium"),
     );
     page.eval(confer_browser::MARKS_JS).await.expect("marks");
-    page.wait_until(
-        "window.confer && confer.state.media !== undefined",
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("the device check opened over https");
+    page.wait_until(confer_browser::GUEST_READY_JS, Duration::from_secs(10))
+        .await
+        .expect("the device check opened over https");
     assert_eq!(
         page.eval("location.protocol").await.expect("protocol"),
         "https:"

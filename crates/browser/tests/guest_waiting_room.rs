@@ -29,12 +29,9 @@ async fn join_again_and_be_let_in(page: &impl Browser, host: &mut CallHandle) {
     page.eval("document.getElementById('rejoin').click(); true")
         .await
         .expect("join again");
-    page.wait_until(
-        "confer.state.screen === 'check' && confer.state.media",
-        wait,
-    )
-    .await
-    .expect("back to the device check");
+    page.wait_until(confer_browser::GUEST_READY_JS, wait)
+        .await
+        .expect("back to the device check");
     guest::join(page, "Pat Guest").await;
     let (peer, _) = knock(host).await;
     host.admit(&peer);

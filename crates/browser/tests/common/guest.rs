@@ -132,12 +132,9 @@ pub async fn open(
     };
     let page = Page::launch(which, &url).await;
     page.eval(MARKS_JS).await.expect("mark reader");
-    page.wait_until(
-        "window.confer && confer.state.media !== undefined",
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("the device check opened the camera and microphone");
+    page.wait_until(confer_browser::GUEST_READY_JS, Duration::from_secs(10))
+        .await
+        .expect("the device check opened the camera and microphone");
     (handle, server, page)
 }
 
