@@ -73,11 +73,12 @@ pub struct PathStats {
     pub in_flight: u64,
     /// Packets from a peer before anyone had written to its front (nowhere to send them).
     pub unroutable: u64,
-    /// Packets dropped on purpose by [`Relay::drop_first`] (before the impairment saw them).
+    /// Packets dropped on purpose by [`Relay::drop_first`] or [`Relay::drop_next`] (before the
+    /// impairment saw them).
     pub targeted: u64,
 }
 
-/// Says whether a datagram is the one to act on ([`Relay::drop_first`]).
+/// Says whether a datagram is one to act on ([`Relay::drop_first`], [`Relay::drop_next`]).
 pub type PacketMatch = fn(&[u8]) -> bool;
 
 /// A packet waiting for its delivery time.
@@ -115,8 +116,8 @@ struct Path {
     order: AtomicU64,
     delivered: Arc<AtomicU64>,
     unroutable: AtomicU64,
-    /// The packet to drop next, if any ([`Relay::drop_first`]).
-    target: Mutex<Option<PacketMatch>>,
+    /// Packets to drop on purpose: which, and how many more.
+    target: Mutex<Option<(PacketMatch, u32)>>,
     targeted: AtomicU64,
 }
 
@@ -188,11 +189,17 @@ impl Relay {
     /// Drops the first packet in `direction` that `matches` (a loss aimed at one packet: "the
     /// one carrying X never arrives"), whatever the impairment; the rest go on as before.
     pub fn drop_first(&self, direction: Direction, matches: PacketMatch) {
+        self.drop_next(direction, matches, 1);
+    }
+
+    /// Drops the next `count` packets in `direction` that `matches` (a burst aimed at one
+    /// kind of packet), whatever the impairment; the rest go on as before.
+    pub fn drop_next(&self, direction: Direction, matches: PacketMatch, count: u32) {
         *self
             .path(direction)
             .target
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(matches);
+            .unwrap_or_else(|e| e.into_inner()) = (count > 0).then_some((matches, count));
     }
 
     /// What `direction` has done so far.
@@ -278,8 +285,10 @@ impl Relay {
         let path = self.path(direction);
         {
             let mut target = path.target.lock().unwrap_or_else(|e| e.into_inner());
-            if target.is_some_and(|matches| matches(data)) {
-                *target = None;
+            if let Some((matches, left)) = *target
+                && matches(data)
+            {
+                *target = (left > 1).then_some((matches, left - 1));
                 path.targeted.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -344,5 +353,46 @@ async fn deliver(mut due: mpsc::UnboundedReceiver<Due>, delivered: Arc<AtomicU64
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_burst_aimed_at_one_kind_of_packet_drops_that_many_of_them_and_nothing_else() {
+        let relay = Relay::new(3);
+        let host = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("host");
+        let guest = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("guest");
+        let front = relay
+            .front_for(Side::Host, host.local_addr().expect("addr"))
+            .await
+            .expect("front");
+        relay.drop_next(Direction::ToHost, |d| d.starts_with(b"a"), 2);
+        for packet in ["a1", "b1", "a2", "b2", "a3", "b3"] {
+            guest.send_to(packet.as_bytes(), front).await.expect("send");
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        for _ in 0..4 {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(5), host.recv(&mut buf))
+                .await
+                .expect("in time")
+                .expect("recv");
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(got, ["b1", "b2", "a3", "b3"]);
+        let stats = relay.stats(Direction::ToHost);
+        assert_eq!(stats.targeted, 2);
+        assert_eq!(
+            stats.shaper.packets_in, 4,
+            "the impairment never saw the two"
+        );
+        assert_eq!(relay.stats(Direction::ToGuest).targeted, 0);
     }
 }
