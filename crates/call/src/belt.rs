@@ -25,6 +25,14 @@ pub trait Stage: Send + Sync {
         out.push_back(msg);
     }
 
+    /// Time passing: what to send now goes to `out` (on its way to the wire).
+    fn timeout(&mut self, _now: Instant, _out: &mut VecDeque<TaggedPacket>) {}
+
+    /// When [`Stage::timeout`] wants to be called next.
+    fn next_timeout(&self) -> Option<Instant> {
+        None
+    }
+
     /// A stream we send was set up.
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
 
@@ -95,6 +103,15 @@ impl<S: Stage> Protocol<TaggedPacket, TaggedPacket, ()> for OnBelt<S> {
 
     fn poll_write(&mut self) -> Option<TaggedPacket> {
         self.writes.pop_front()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        self.stage.timeout(now, &mut self.writes);
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.stage.next_timeout()
     }
 }
 

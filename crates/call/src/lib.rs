@@ -14,6 +14,7 @@ pub mod estimate;
 pub mod fec;
 pub mod fec_encoder;
 pub mod link;
+pub mod nack;
 pub mod netwatch;
 pub mod peer;
 pub mod quality;

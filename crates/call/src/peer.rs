@@ -40,8 +40,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use rtc::interceptor::{
-    Attribute, CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, Packet, Slot,
-    TaggedPacket,
+    Attribute, CongestionControlBuilder, NackResponderBuilder, Packet, Slot, TaggedPacket,
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use std::collections::{HashMap, VecDeque};
@@ -423,7 +422,7 @@ async fn receive(
                 if codec != assembler.codec() {
                     assembler = FrameAssembler::new(codec);
                 }
-                assembler.set_max_wait(repair_wait(rtt.load(Ordering::Relaxed)));
+                assembler.set_max_wait(crate::nack::repair_wait(rtt.load(Ordering::Relaxed)));
                 for frame in assembler.push(&packet) {
                     // Lost packets: the decoder's reference is gone; ask for a keyframe (once per
                     // KEYFRAME_INTERVAL: the first answer repairs every loss before it).
@@ -569,21 +568,6 @@ impl KeyframeRequestLimit {
         *last = Some(now);
         true
     }
-}
-
-/// How often missing packets are asked for again (NACK). webrtc-rs's 100 ms would put the
-/// first request up to 100 ms after the gap, and the repair past the assembler's wait.
-const NACK_INTERVAL: Duration = Duration::from_millis(20);
-
-/// How long a gap in the video may hold newer frames back while its retransmission is on the
-/// way: a round trip plus the NACK interval plus room for a second attempt and jitter, at
-/// least 150 ms, at most 1 s. Giving up before the retransmission can have come gains
-/// nothing: the keyframe asked for instead needs the same round trip, and is larger. (A cap
-/// of 500 ms gave up every unrepaired gap with 300 ms each way, dropping the frames until a
-/// keyframe came, a second later.)
-fn repair_wait(rtt_us: u32) -> Duration {
-    let rtt = Duration::from_micros(u64::from(rtt_us));
-    (rtt + NACK_INTERVAL * 4).clamp(Duration::from_millis(150), Duration::from_secs(1))
 }
 
 /// Silence on the selected pair (no media, no keepalive answers) after which the connection
@@ -961,11 +945,9 @@ impl Peer {
         // give the video encoding a repair SSRC and offer the `FEC-FR` group.
         media.register_codec(flexfec_codec(), RtpCodecKind::Video)?;
         media.register_codec(audio_codec(), RtpCodecKind::Audio)?;
-        // webrtc-rs's default chain, but NACKs go out every 20 ms (not 100) and at most twice
-        // per packet: a lost packet is asked for within 20 ms of the gap showing, so its
-        // retransmission lands about one RTT later, inside the assembler's wait
-        // ([`repair_wait`]); the second request covers a lost retransmission without a NACK
-        // storm (each request costs a retransmission).
+        // webrtc-rs's default chain, but NACKs from our own generator (`crate::nack`): a lost
+        // packet is asked for 5 ms after the gap shows, and again as often as the round trip
+        // lets a retransmission land inside the assembler's wait (`nack::repair_wait`).
         configure_simulcast_extension_headers(&mut media)?;
         // The send rate (read by the video sender through `bandwidth`) is set by our own
         // estimator from the far side's transport-wide feedback (crate::estimate), wire-most so
@@ -1005,10 +987,7 @@ impl Peer {
             )
             .with(
                 Slot::NackGenerator,
-                NackGeneratorBuilder::new()
-                    .with_interval(NACK_INTERVAL)
-                    .with_max_nacks_per_packet(2)
-                    .build(),
+                OnBelt::new(crate::nack::NackRequests::new(Arc::clone(&rtt))),
             )
             .with(Slot::from(14_000), OnBelt::new(KeyframeRequests))
             // Below the NACK responder, so it sees its RTX packets on the way out; below the
@@ -1390,18 +1369,6 @@ impl Peer {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_gap_waits_for_its_retransmission_however_long_the_round_trip() {
-        use std::time::Duration;
-        let wait = |rtt_ms: u32| super::repair_wait(rtt_ms * 1_000);
-        assert_eq!(wait(20), Duration::from_millis(150));
-        // 300 ms each way: the retransmission lands about 620 ms after the gap (the first
-        // NACK within 20 ms, then the round trip); the gap must still be held then.
-        assert_eq!(wait(600), Duration::from_millis(680));
-        assert!(wait(600) > Duration::from_millis(620 + 40));
-        assert_eq!(wait(3_000), Duration::from_secs(1));
-    }
-
     #[test]
     fn rtp_timestamps_follow_capture_times() {
         let mut clock = super::RtpClock::default();

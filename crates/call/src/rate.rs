@@ -141,7 +141,7 @@ pub fn audio_fec_loss(previous_pct: u8, seen: f64) -> u8 {
 }
 
 /// Caps retransmissions at a share of the allowed rate. On a congested path every packet the
-/// queue drops is asked for again (twice, see `NACK_INTERVAL`), and resending all of them adds
+/// queue drops is asked for again (at least once, see `crate::nack`), and resending all of them adds
 /// load exactly when there is none to spare: left alone, NACKs and retransmissions kept a
 /// 250 kbit/s link's queue full while the encoder sent 170 kbit/s. Sits wire-ward of the NACK
 /// responder, whose retransmissions it sees on the write path; everything else passes.
