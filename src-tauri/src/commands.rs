@@ -11,7 +11,7 @@ use tauri::{AppHandle, Emitter, Manager, Runtime, State};
 use tokio::sync::oneshot;
 
 use confer_call::call::{CallConfig, CallHandle};
-use confer_call::link::{Link, split_server};
+use confer_call::link::{Link, host_and_port, split_server};
 use confer_call::tls::{Trust, fingerprint};
 use confer_frames::{FrameServer, Stream};
 use confer_media::VideoCodec;
@@ -516,9 +516,7 @@ fn ice_bind(server: &str) -> IpAddr {
     let Ok((secure, authority)) = split_server(server) else {
         return everywhere;
     };
-    let port = if secure { 443 } else { 80 };
-    let resolved = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .or_else(|_| std::net::ToSocketAddrs::to_socket_addrs(&(authority, port)))
+    let resolved = std::net::ToSocketAddrs::to_socket_addrs(&host_and_port(authority, secure))
         .map(|addrs| addrs.collect::<Vec<_>>())
         .unwrap_or_default();
     if !resolved.is_empty() && resolved.iter().all(|a| a.ip().is_loopback()) {

@@ -34,18 +34,44 @@ fn bad(link: &str, why: &str) -> String {
 
 /// A server's base URL (`http://host:port`, `https://host`) as (TLS, `host:port`).
 pub fn split_server(server: &str) -> Result<(bool, &str), String> {
-    let (secure, rest) = if let Some(rest) = server.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = server.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        return Err(bad(server, "it must start with http:// or https://"));
+    split_url(server, "http").map_err(|why| bad(server, &why))
+}
+
+/// A signaling URL (`ws://host:port/v1/ws`, `wss://host/v1/ws`) as (TLS, `host:port`).
+pub fn split_signaling(url: &str) -> Result<(bool, &str), String> {
+    split_url(url, "ws").map_err(|why| format!("{url:?} is not a signaling address ({why})"))
+}
+
+/// `<scheme>://` or `<scheme>s://` (TLS) and the authority after it.
+fn split_url<'a>(url: &'a str, scheme: &str) -> Result<(bool, &'a str), String> {
+    let (secure, rest) = match url.split_once("://") {
+        Some((s, rest)) if s == scheme => (false, rest),
+        Some((s, rest)) if s.strip_suffix('s') == Some(scheme) => (true, rest),
+        _ => return Err(format!("it must start with {scheme}:// or {scheme}s://")),
     };
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.is_empty() {
-        return Err(bad(server, "no server address"));
+        return Err("no server address".into());
     }
     Ok((secure, authority))
+}
+
+/// The host and port of `authority` (`host:port`, `[v6]:port` or a bare host; without a
+/// port, 443 with TLS and 80 without).
+pub fn host_and_port(authority: &str, secure: bool) -> (&str, u16) {
+    let default = if secure { 443 } else { 80 };
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+        return (host, port.unwrap_or(default));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => match port.parse() {
+            Ok(port) if !host.contains(':') => (host, port),
+            _ => (authority, default),
+        },
+        None => (authority, default),
+    }
 }
 
 impl Link {
@@ -155,6 +181,42 @@ impl fmt::Display for Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_split_into_tls_and_where_and_authorities_into_host_and_port() {
+        assert_eq!(split_server("https://h:8443/x"), Ok((true, "h:8443")));
+        assert_eq!(split_server("http://h"), Ok((false, "h")));
+        assert!(
+            split_server("ws://h")
+                .unwrap_err()
+                .contains("http:// or https://")
+        );
+        assert!(
+            split_server("https:///join")
+                .unwrap_err()
+                .contains("no server address")
+        );
+        assert_eq!(split_signaling("wss://h/v1/ws"), Ok((true, "h")));
+        assert_eq!(
+            split_signaling("ws://127.0.0.1:9/v1/ws"),
+            Ok((false, "127.0.0.1:9"))
+        );
+        assert!(split_signaling("https://h").is_err());
+        assert!(split_signaling("wsss://h").is_err());
+        assert_eq!(
+            host_and_port("example.org:8443", true),
+            ("example.org", 8443)
+        );
+        assert_eq!(host_and_port("example.org", true), ("example.org", 443));
+        assert_eq!(host_and_port("example.org", false), ("example.org", 80));
+        assert_eq!(
+            host_and_port("192.168.1.5:40000", false),
+            ("192.168.1.5", 40000)
+        );
+        assert_eq!(host_and_port("[fe80::1]:443", false), ("fe80::1", 443));
+        assert_eq!(host_and_port("[fe80::1]", false), ("fe80::1", 80));
+        assert_eq!(host_and_port("fe80::1", true), ("fe80::1", 443));
+    }
 
     #[test]
     fn links_parse_to_the_websocket_and_back() {

@@ -185,14 +185,7 @@ impl Session {
             url: self.url.clone(),
             detail,
         };
-        let (secure, authority) = if let Some(rest) = self.url.strip_prefix("wss://") {
-            (true, rest)
-        } else if let Some(rest) = self.url.strip_prefix("ws://") {
-            (false, rest)
-        } else {
-            return Err(unreachable("not a ws:// or wss:// URL".into()));
-        };
-        let authority = authority.split('/').next().unwrap_or_default();
+        let (secure, authority) = crate::link::split_signaling(&self.url).map_err(unreachable)?;
         let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let stream = crate::tls::connect_signaling(authority, secure, &self.trust)
                 .await

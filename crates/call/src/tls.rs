@@ -205,17 +205,6 @@ impl ServerCertVerifier for Pinned {
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// The host part of `host:port`, `[v6]:port` or a bare host.
-fn host_of(authority: &str) -> &str {
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default();
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.parse::<u16>().is_ok() => host,
-        _ => authority,
-    }
-}
-
 /// Opens a stream to the signaling server at `authority` (`host:port`; without a port, 443
 /// with TLS and 80 without), over TLS when `secure`, checked as [`Trust::signaling`] says.
 pub async fn connect_signaling(
@@ -223,12 +212,8 @@ pub async fn connect_signaling(
     secure: bool,
     trust: &Trust,
 ) -> io::Result<Box<dyn Stream>> {
-    let host = host_of(authority);
-    let tcp = if host.len() == authority.len() || authority.ends_with(']') {
-        TcpStream::connect((host, if secure { 443 } else { 80 })).await?
-    } else {
-        TcpStream::connect(authority).await?
-    };
+    let (host, port) = crate::link::host_and_port(authority, secure);
+    let tcp = TcpStream::connect((host, port)).await?;
     let _ = tcp.set_nodelay(true);
     if !secure {
         return Ok(Box::new(tcp));
@@ -282,14 +267,5 @@ mod tests {
         };
         let e = trust.roots().unwrap_err();
         assert!(e.to_string().contains("no certificate"), "{e}");
-    }
-
-    #[test]
-    fn the_host_of_an_authority() {
-        assert_eq!(host_of("example.org:8443"), "example.org");
-        assert_eq!(host_of("example.org"), "example.org");
-        assert_eq!(host_of("192.168.1.5:40000"), "192.168.1.5");
-        assert_eq!(host_of("[fe80::1]:443"), "fe80::1");
-        assert_eq!(host_of("[fe80::1]"), "fe80::1");
     }
 }
