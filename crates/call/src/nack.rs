@@ -143,19 +143,17 @@ impl Stream {
         wait: Duration,
     ) -> (Vec<u16>, Option<Instant>) {
         let mut due = Vec::new();
+        let mut next = None;
         self.missing.retain(|&seq, ask| {
             if next_ask(ask, rtt, wait).is_some_and(|at| at <= now) {
                 ask.asked += 1;
                 ask.last = now;
                 due.push(seq as u16);
             }
-            next_ask(ask, rtt, wait).is_some()
+            let after = next_ask(ask, rtt, wait);
+            next = earliest(next, after);
+            after.is_some()
         });
-        let next = self
-            .missing
-            .values()
-            .filter_map(|ask| next_ask(ask, rtt, wait))
-            .min();
         (due, next)
     }
 }
@@ -341,21 +339,24 @@ mod tests {
         assert_eq!(wait(3_000), Duration::from_secs(1));
     }
 
-    /// When the requests for [`a_gap`] went out (ms after it) with a round trip of `rtt_ms`.
-    fn ask_times(rtt_ms: u32) -> Vec<u64> {
+    /// The requests for [`a_gap`] with a round trip of `rtt_ms`, over 2 s (ms after the gap,
+    /// and for which packets), and the generator after them.
+    fn asks(rtt_ms: u32) -> (OnBelt<NackRequests>, Vec<(u64, Vec<u16>)>) {
         let t0 = Instant::now();
         let mut belt = generator(rtt_ms);
         a_gap(&mut belt, t0);
         let sent = run(&mut belt, t0, t0 + Duration::from_secs(2));
-        sent.into_iter().map(|(at, _)| at).collect()
+        (belt, sent)
+    }
+
+    /// When the requests for [`a_gap`] went out (ms after it) with a round trip of `rtt_ms`.
+    fn ask_times(rtt_ms: u32) -> Vec<u64> {
+        asks(rtt_ms).1.into_iter().map(|(at, _)| at).collect()
     }
 
     #[test]
     fn on_a_short_round_trip_a_lost_packet_is_asked_for_again_until_its_wait_is_over() {
-        let t0 = Instant::now();
-        let mut belt = generator(2);
-        a_gap(&mut belt, t0);
-        let sent = run(&mut belt, t0, t0 + Duration::from_secs(2));
+        let (mut belt, sent) = asks(2);
         let times: Vec<u64> = sent.iter().map(|(at, _)| *at).collect();
         // 5 ms after the gap, then each time a retransmission is 20 ms overdue, within the
         // 150 ms the receiver waits (the last ask's answer due by then); audio is never asked
@@ -384,10 +385,7 @@ mod tests {
     fn on_a_long_round_trip_it_asks_twice_at_once_and_no_more() {
         // 300 ms each way: a request after a missed retransmission (at 5 + 600 + 150 ms)
         // would be answered after the 680 ms the receiver waits; two at once cover one lost.
-        let t0 = Instant::now();
-        let mut belt = generator(600);
-        a_gap(&mut belt, t0);
-        let sent = run(&mut belt, t0, t0 + Duration::from_secs(2));
+        let (_, sent) = asks(600);
         assert_eq!(sent, [(5, vec![10, 11]), (25, vec![10, 11])]);
     }
 
