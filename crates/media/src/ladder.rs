@@ -3,9 +3,15 @@
 //!
 //! Rungs and their floors follow what VP8 needs for a watchable 30 fps picture of a person
 //! (WebRTC's defaults are of the same order): 720p from 1.2 Mbit/s, 540p from 700 kbit/s, 360p
-//! from 300 kbit/s, 180p below, and 15 fps under 150 kbit/s. Stepping up needs 25% more than the
-//! floor, stepping down happens at the floor: a bitrate that hovers at a boundary does not make
-//! the picture size flap (each switch costs a keyframe).
+//! from 300 kbit/s, 180p below. Stepping up needs 25% more than the floor, stepping down happens
+//! at the floor: a bitrate that hovers at a boundary does not make the picture size flap (each
+//! switch costs a keyframe).
+//!
+//! Under 150 kbit/s, where 180p at 30 fps would get less than [`FRAME_KBIT`] a frame, the frame
+//! rate comes down with the bitrate so that each frame keeps that much (20 fps at 100 kbit/s),
+//! to no fewer than [`MIN_FPS`]: motion before detail, as a conversation needs it (lips and
+//! hands read at 20 frames a second, not at 15), while every frame stays as sharp as one at
+//! 150 kbit/s and 30 fps.
 
 /// One step of the ladder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +31,10 @@ const RUNGS: [(u32, u32, u32); 4] = [
     (640, 360, 300),
     (320, 180, 0),
 ];
-const LOW_FPS_BELOW_KBPS: u32 = 150;
+/// The least a frame is given above [`MIN_FPS`], kbit: a 180p frame at 150 kbit/s and 30 fps.
+pub const FRAME_KBIT: u32 = 5;
+/// The frame rate never goes below this for want of bitrate.
+pub const MIN_FPS: u32 = 15;
 const UP_MARGIN: f64 = 1.25;
 
 /// Chooses rungs with hysteresis; remembers the current one.
@@ -58,11 +67,7 @@ impl Ladder {
     /// The rung in force.
     pub fn current(&self, target_kbps: u32) -> Rung {
         let (width, height, _) = RUNGS[self.current];
-        let fps = if target_kbps < LOW_FPS_BELOW_KBPS {
-            self.fps.min(15)
-        } else {
-            self.fps
-        };
+        let fps = self.fps.min((target_kbps / FRAME_KBIT).max(MIN_FPS));
         Rung { width, height, fps }
     }
 
@@ -96,7 +101,7 @@ mod tests {
     fn picks_by_bitrate_and_never_exceeds_the_source() {
         let mut l = Ladder::new(1280, 720, 30);
         assert_eq!(size(l.select(100)), (320, 180));
-        assert_eq!(l.select(100).fps, 15);
+        assert_eq!(l.select(60).fps, 15);
         assert_eq!(size(l.select(400)), (640, 360));
         assert_eq!(size(l.select(900)), (960, 540));
         assert_eq!(size(l.select(2500)), (1280, 720));
@@ -110,6 +115,24 @@ mod tests {
                 fps: 24
             }
         );
+    }
+
+    #[test]
+    fn under_150_kbps_the_frame_rate_follows_the_bitrate_down_to_15() {
+        let mut l = Ladder::new(1280, 720, 30);
+        let fps = |l: &mut Ladder, kbps| l.select(kbps).fps;
+        assert_eq!(fps(&mut l, 150), 30);
+        assert_eq!(fps(&mut l, 149), 29);
+        assert_eq!(fps(&mut l, 100), 20);
+        assert_eq!(fps(&mut l, 76), 15);
+        assert_eq!(fps(&mut l, 60), 15);
+        // Never above the source's rate, nor raised to 15 for a slower source.
+        let mut slow = Ladder::new(640, 360, 10);
+        assert_eq!(fps(&mut slow, 60), 10);
+        assert_eq!(fps(&mut slow, 1000), 10);
+        let mut film = Ladder::new(640, 360, 24);
+        assert_eq!(fps(&mut film, 110), 22);
+        assert_eq!(fps(&mut film, 200), 24);
     }
 
     #[test]

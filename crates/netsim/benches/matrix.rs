@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p confer-netsim --bench matrix [-- --seconds 8 --cuts 3]`; `--loss 10`,
 //! `--delay 100` or `--cap 300` (0: unlimited) run only the cells with that value, and
-//! `--cells 0` none (only the cuts); `--cuts 0` no cuts.
+//! `--cells 0` none (only the cuts); `--cuts 0` no cuts; `--trace 1` prints each Confer
+//! side's call stats once a second (to stderr).
 //!
 //! Every cell of loss (0/5/10/20%, random, both ways) × one-way delay (0/100/300 ms, both
 //! ways) × link cap (300 kbit/s, 1 Mbit/s, unlimited; 500 ms drop-tail queue) is one call
@@ -169,6 +170,19 @@ async fn confer_receive(call: &mut CallHandle, window: Duration) -> Received {
             }
             CallEvent::RemoteAudio(samples) => audio.extend_from_slice(&samples),
             CallEvent::Stats(s) => {
+                if arg("--trace", 0) != 0 {
+                    eprintln!(
+                        "  sending {:.0} kbit/s (estimate {:.0}) at {:.0} fps; receiving {}x{} at \
+                         {:.0} fps, {:.1}% lost",
+                        s.send_kbps,
+                        s.bandwidth_estimate_kbps,
+                        s.fps_sent,
+                        s.width,
+                        s.height,
+                        s.fps_received,
+                        s.loss_pct
+                    );
+                }
                 first.get_or_insert(s.audio_concealed);
                 last = Some(s.audio_concealed);
             }
