@@ -124,6 +124,27 @@ describe("the desktop UI, screen by screen", () => {
     expect(($("camera-select") as HTMLSelectElement).options[0]?.textContent).toContain("Test pattern");
   });
 
+  it("a hidden window on the home screen lets the camera and microphone go, and takes them back when shown", async () => {
+    const setHidden = (hidden: boolean) => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+      document.dispatchEvent(new Event("visibilitychange"));
+    };
+    try {
+      setHidden(true);
+      await settle();
+      expect(commands("stop_preview")).toHaveLength(1);
+      expect(commands("stop_mic_meter")).toHaveLength(1);
+      expect(commands("start_preview")).toHaveLength(0);
+      setHidden(false);
+      await settle();
+      expect(commands("start_preview")).toEqual([{ video: "pattern:640x360" }]);
+      expect(commands("start_mic_meter")).toHaveLength(1);
+      expect(commands("stop_preview")).toHaveLength(1);
+    } finally {
+      delete (document as { hidden?: boolean }).hidden;
+    }
+  });
+
   it("the pre-call check says whether the server answers, for a pasted link its server", async () => {
     expect($("server-check").textContent).toBe("The server answered in 3 ms.");
     const field = $("join-link") as HTMLInputElement;

@@ -116,10 +116,7 @@ function render(before: S.CallView): void {
 }
 
 function onPhaseChange(from: S.Phase): void {
-  if (view.phase === "home") {
-    startPreview();
-    startMeter();
-  }
+  if (view.phase === "home") startChecks();
   if (from === "home") {
     void backend.stopPreview();
     void backend.stopMicMeter();
@@ -339,6 +336,13 @@ function startPreview(): void {
     });
 }
 
+/** The pre-call check's camera preview and microphone meter, if the window can be seen. */
+function startChecks(): void {
+  if (document.hidden) return;
+  startPreview();
+  startMeter();
+}
+
 function startMeter(): void {
   const note = $("mic-note");
   text(note, "");
@@ -540,6 +544,18 @@ function wire(): void {
     linkTyped = setTimeout(() => void checkServer(), 400);
   };
   $("camera-select").onchange = () => startPreview();
+  // The pre-call check's camera and microphone run only while someone can see them: a window
+  // minimised or hidden on the home screen releases both (the camera's light goes off, and
+  // the preview's work stops), and they come back when it is shown again.
+  document.addEventListener("visibilitychange", () => {
+    if (view.phase !== "home") return;
+    if (document.hidden) {
+      void backend.stopPreview();
+      void backend.stopMicMeter();
+    } else {
+      startChecks();
+    }
+  });
   $("mic-select").onchange = () => startMeter();
   $("test-speaker").onclick = async () => {
     const note = $("speaker-note");
@@ -669,8 +685,7 @@ async function main(): Promise<void> {
   await backend.onCallEvent((event) => set(S.reduce(view, event, Date.now())));
   await backend.onMicLevel(showLevel);
   await loadDevices().catch((e) => console.warn(errorText(e)));
-  startPreview();
-  startMeter();
+  startChecks();
   if (appInfo.launchLink) offerLink(appInfo.launchLink);
   await backend.onOpenLink(offerLink);
   void checkServer();
