@@ -5,9 +5,12 @@
 //! camera at 1280x720), measured the same way over its own process group. Also the video the
 //! app puts on screen: frames drawn per second and capture-to-drawn latency.
 //!
-//! `cargo bench -p confer-desktop --bench desktop [-- --seconds 20]`. Under Xvfb (started
-//! here) with software GL: WebGL's texture upload runs on the CPU, as it would on a machine
-//! without a GPU.
+//! `cargo bench --profile release -p confer-desktop --bench desktop [-- --seconds 20]`: the
+//! release profile, so the app measured is the one `scripts/run` and the package build (with
+//! link-time optimisation; the bench profile leaves it off to keep the other benches' builds
+//! short). Under Xvfb (started here), without a GPU: the page draws video on a 2D canvas, as
+//! it does on any machine without one (`CONFER_VIDEO_DRAWING=webgl` forces WebGL, which then
+//! runs on Mesa's software GL).
 
 #[path = "../tests/common/process.rs"]
 mod process;
