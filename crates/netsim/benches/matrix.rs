@@ -172,15 +172,24 @@ async fn confer_receive(call: &mut CallHandle, window: Duration) -> Received {
             CallEvent::Stats(s) => {
                 if arg("--trace", 0) != 0 {
                     eprintln!(
-                        "  sending {:.0} kbit/s (estimate {:.0}) at {:.0} fps; receiving {}x{} at \
-                         {:.0} fps, {:.1}% lost",
+                        "  sending {:.0} kbit/s (estimate {:.0}; queue {:.0} ms, cuts {} delay {} loss) \
+                         at {:.0} fps; receiving {}x{} at \
+                         {:.0} fps, {:.1}% lost; audio: {} ticks concealed, {} late, {} FEC, \
+                         {} ms buffered",
                         s.send_kbps,
                         s.bandwidth_estimate_kbps,
+                        s.send_queue_ms.unwrap_or(f64::NAN),
+                        s.rate_cuts_delay,
+                        s.rate_cuts_loss,
                         s.fps_sent,
                         s.width,
                         s.height,
                         s.fps_received,
-                        s.loss_pct
+                        s.loss_pct,
+                        s.audio_concealed,
+                        s.audio_late,
+                        s.audio_fec_recovered,
+                        s.audio_buffer_ms
                     );
                 }
                 first.get_or_insert(s.audio_concealed);
