@@ -18,6 +18,7 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 
 use crate::frame::{Strided, check_encoder_size};
+use crate::pace::InputRate;
 use crate::{EncodedFrame, Error, Result, VideoDecoder, VideoEncoder, VideoFrame};
 
 fn codec_err(what: &'static str) -> impl FnOnce(openh264::Error) -> Error {
@@ -86,6 +87,12 @@ impl YUVSource for Yuv<'_> {
 pub struct H264Encoder {
     inner: Encoder,
     config: H264Config,
+    /// The rate frames actually come at: OpenH264 gives each frame the bitrate over the frame
+    /// rate it was told, so frames given at a lower rate (the call's frame-rate reduction)
+    /// came out at that fraction of the target (half of it at 15 fps) until it was told.
+    input: InputRate,
+    /// The frame rate OpenH264 was last told.
+    told_fps: f32,
 }
 
 impl std::fmt::Debug for H264Encoder {
@@ -120,13 +127,70 @@ impl H264Encoder {
             .num_threads(threads);
         let inner = Encoder::with_api_config(OpenH264API::from_source(), cfg)
             .map_err(codec_err("opening the encoder"))?;
-        Ok(Self { inner, config })
+        Ok(Self {
+            inner,
+            config,
+            input: InputRate::default(),
+            told_fps: fps as f32,
+        })
+    }
+
+    /// Tells OpenH264 the rate frames come at (at most the configured one), when it has moved
+    /// by more than a tenth.
+    fn follow_frame_rate(&mut self, capture_us: u64) -> Result<()> {
+        let Some(measured) = self.input.frame(capture_us) else {
+            return Ok(());
+        };
+        let mut fps = measured.clamp(1.0, f64::from(self.config.fps.max(1))) as f32;
+        if (fps - self.told_fps).abs() <= self.told_fps * 0.1 {
+            return Ok(());
+        }
+        // SAFETY: ENCODER_OPTION_FRAME_RATE takes a float (OpenH264 recomputes the per-frame
+        // budget from it).
+        unsafe {
+            self.set_option(
+                openh264_sys2::ENCODER_OPTION_FRAME_RATE,
+                &mut fps,
+                "changing the frame rate",
+            )?;
+        }
+        self.told_fps = fps;
+        Ok(())
+    }
+
+    /// Sets one of OpenH264's runtime options to `value`.
+    ///
+    /// # Safety
+    /// `value` must be of the type OpenH264 reads for `option`.
+    unsafe fn set_option<T>(
+        &mut self,
+        option: openh264_sys2::ENCODER_OPTION,
+        value: &mut T,
+        what: &'static str,
+    ) -> Result<()> {
+        // SAFETY: the caller gives the type the option takes, and it lives across the call;
+        // the encoder is initialised (by the first encode) or not yet, and OpenH264 accepts
+        // its runtime options in both states.
+        let rc = unsafe {
+            self.inner
+                .raw_api()
+                .set_option(option, std::ptr::from_mut(value).cast())
+        };
+        if rc != 0 {
+            return Err(Error::Codec {
+                codec: "H.264",
+                what,
+                detail: format!("OpenH264 returned {rc}"),
+            });
+        }
+        Ok(())
     }
 }
 
 impl VideoEncoder for H264Encoder {
     fn encode(&mut self, frame: &VideoFrame, force_keyframe: bool) -> Result<Option<EncodedFrame>> {
         frame.check_size(self.config.width, self.config.height)?;
+        self.follow_frame_rate(frame.capture_us)?;
         if force_keyframe {
             self.inner.force_intra_frame();
         }
@@ -155,21 +219,13 @@ impl VideoEncoder for H264Encoder {
             iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
             iBitrate: bps,
         };
-        // SAFETY: ENCODER_OPTION_BITRATE takes a pointer to an SBitrateInfo, which lives across
-        // the call; the encoder is initialised (by the first encode) or not yet, and OpenH264
-        // accepts the option in both states; it is one of the options made to change at runtime.
-        let rc = unsafe {
-            self.inner.raw_api().set_option(
+        // SAFETY: ENCODER_OPTION_BITRATE takes an SBitrateInfo.
+        unsafe {
+            self.set_option(
                 openh264_sys2::ENCODER_OPTION_BITRATE,
-                (&raw mut info).cast(),
-            )
-        };
-        if rc != 0 {
-            return Err(Error::Codec {
-                codec: "H.264",
-                what: "changing the bitrate",
-                detail: format!("OpenH264 returned {rc}"),
-            });
+                &mut info,
+                "changing the bitrate",
+            )?;
         }
         self.config.bitrate_kbps = kbps;
         Ok(())

@@ -15,6 +15,7 @@ use std::ptr;
 use vpx_sys as vpx;
 
 use crate::frame::{Strided, check_encoder_size};
+use crate::pace::InputRate;
 use crate::{EncodedFrame, Error, Result, VideoDecoder, VideoEncoder, VideoFrame};
 
 /// Encoder settings.
@@ -125,7 +126,10 @@ pub struct Vp8Encoder {
     ctx: Context,
     cfg: EncConfig,
     config: Vp8Config,
+    /// A frame's duration at the configured rate, µs.
     frame_us: u64,
+    /// The rate frames actually come at.
+    input: InputRate,
 }
 
 impl std::fmt::Debug for Vp8Encoder {
@@ -218,6 +222,7 @@ impl Vp8Encoder {
             ctx,
             cfg: EncConfig(cfg),
             frame_us: 1_000_000 / u64::from(fps),
+            input: InputRate::default(),
             config,
         })
     }
@@ -257,13 +262,19 @@ impl VideoEncoder for Vp8Encoder {
             0
         };
         let pts = (frame.capture_us & (i64::MAX as u64)) as i64;
+        // Each frame stands for the average time between the frames given (never less than
+        // the configured rate's): libvpx's rate control budgets by it.
+        let duration = self
+            .input
+            .frame(frame.capture_us)
+            .map_or(self.frame_us, |fps| ((1e6 / fps) as u64).max(self.frame_us));
         // SAFETY: the context is an initialised encoder and img describes valid I420 memory.
         let err = unsafe {
             vpx::vpx_codec_encode(
                 self.ctx.ptr(),
                 &img,
                 pts,
-                self.frame_us as c_ulong,
+                duration as c_ulong,
                 flags,
                 vpx::VPX_DL_REALTIME as c_ulong,
             )
