@@ -130,7 +130,7 @@ impl H264Encoder {
         Ok(Self {
             inner,
             config,
-            input: InputRate::default(),
+            input: InputRate::new(fps),
             told_fps: fps as f32,
         })
     }
@@ -141,7 +141,7 @@ impl H264Encoder {
         let Some(measured) = self.input.frame(capture_us) else {
             return Ok(());
         };
-        let mut fps = measured.clamp(1.0, f64::from(self.config.fps.max(1))) as f32;
+        let mut fps = measured as f32;
         if (fps - self.told_fps).abs() <= self.told_fps * 0.1 {
             return Ok(());
         }

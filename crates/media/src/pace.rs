@@ -41,15 +41,27 @@ impl Pacer {
 /// every frame as 1/30 s (the output fell to the fraction of frames taken) and libvpx, told a
 /// fixed 33 ms duration, takes each 67 ms gap for a drop to 15 fps and budgets the next
 /// frames as such (35% over the target at 20 fps).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct InputRate {
+    /// The rate the encoder was configured for: never reported above it.
+    max_fps: f64,
     last_us: Option<u64>,
     /// Average interval between frames, µs (0 until two frames).
     interval_us: f64,
 }
 
 impl InputRate {
-    /// Takes a frame's capture time; the frame rate measured so far, once there is one.
+    /// For an encoder configured for `max_fps` (at least 1).
+    pub(crate) fn new(max_fps: u32) -> Self {
+        Self {
+            max_fps: f64::from(max_fps.max(1)),
+            last_us: None,
+            interval_us: 0.0,
+        }
+    }
+
+    /// Takes a frame's capture time; the frame rate measured so far (at most the configured
+    /// one), once there is one.
     pub(crate) fn frame(&mut self, capture_us: u64) -> Option<f64> {
         if let Some(last) = self.last_us.replace(capture_us) {
             // A gap of a second or more is a pause (camera off), not a rate.
@@ -65,7 +77,7 @@ impl InputRate {
                 };
             }
         }
-        (self.interval_us > 0.0).then(|| 1e6 / self.interval_us)
+        (self.interval_us > 0.0).then(|| (1e6 / self.interval_us).min(self.max_fps))
     }
 }
 
@@ -112,7 +124,7 @@ mod tests {
 
     #[test]
     fn the_input_rate_follows_the_frames_given() {
-        let mut rate = InputRate::default();
+        let mut rate = InputRate::new(30);
         assert_eq!(rate.frame(1_000_000), None);
         let mut t = 1_000_000;
         let mut last = None;
@@ -131,5 +143,9 @@ mod tests {
         t += 5_000_000;
         assert!((rate.frame(t).unwrap() - 15.0).abs() < 0.5);
         assert!((rate.frame(t - 10).unwrap() - 15.0).abs() < 0.5);
+        // Never above the configured rate, however close together frames come.
+        let mut burst = InputRate::new(30);
+        assert_eq!(burst.frame(0), None);
+        assert_eq!(burst.frame(10_000), Some(30.0));
     }
 }

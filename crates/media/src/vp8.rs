@@ -222,7 +222,7 @@ impl Vp8Encoder {
             ctx,
             cfg: EncConfig(cfg),
             frame_us: 1_000_000 / u64::from(fps),
-            input: InputRate::default(),
+            input: InputRate::new(fps),
             config,
         })
     }
@@ -267,7 +267,7 @@ impl VideoEncoder for Vp8Encoder {
         let duration = self
             .input
             .frame(frame.capture_us)
-            .map_or(self.frame_us, |fps| ((1e6 / fps) as u64).max(self.frame_us));
+            .map_or(self.frame_us, |fps| (1e6 / fps) as u64);
         // SAFETY: the context is an initialised encoder and img describes valid I420 memory.
         let err = unsafe {
             vpx::vpx_codec_encode(
