@@ -117,10 +117,7 @@ function render(before: S.CallView): void {
 
 function onPhaseChange(from: S.Phase): void {
   if (view.phase === "home") startChecks();
-  if (from === "home") {
-    void backend.stopPreview();
-    void backend.stopMicMeter();
-  }
+  if (from === "home") stopChecks();
   if (view.phase === "ended" || view.phase === "home") {
     remoteVideo?.close();
     selfVideo?.close();
@@ -343,6 +340,12 @@ function startChecks(): void {
   startMeter();
 }
 
+/** Lets the camera and microphone go. */
+function stopChecks(): void {
+  void backend.stopPreview();
+  void backend.stopMicMeter();
+}
+
 function startMeter(): void {
   const note = $("mic-note");
   text(note, "");
@@ -549,12 +552,8 @@ function wire(): void {
   // the preview's work stops), and they come back when it is shown again.
   document.addEventListener("visibilitychange", () => {
     if (view.phase !== "home") return;
-    if (document.hidden) {
-      void backend.stopPreview();
-      void backend.stopMicMeter();
-    } else {
-      startChecks();
-    }
+    if (document.hidden) stopChecks();
+    else startChecks();
   });
   $("mic-select").onchange = () => startMeter();
   $("test-speaker").onclick = async () => {
