@@ -501,6 +501,11 @@ pub struct CallStats {
     pub audio_late: u64,
     /// Remote audio buffered ahead of the play point, ms.
     pub audio_buffer_ms: u32,
+    /// Remote audio so far played longer (a pitch period repeated) to deepen the jitter
+    /// buffer without a gap, ms.
+    pub audio_inserted_ms: f64,
+    /// Remote audio so far played shorter (a period taken out) to bring the delay back, ms.
+    pub audio_removed_ms: f64,
     /// What the congestion controller lets us send now (all media), kbit/s (as of the
     /// previous second).
     pub bandwidth_estimate_kbps: f64,
@@ -644,6 +649,8 @@ struct Media {
     /// The codec we send.
     codec: VideoCodec,
     playout: Arc<Mutex<Playout>>,
+    /// The clock of received audio: arrivals and playout are both read from it.
+    epoch: Instant,
     switches: Arc<Switches>,
     /// The send rate the congestion controller allows, bit/s (read by the video sender).
     bandwidth: Arc<AtomicU64>,
@@ -1012,6 +1019,7 @@ fn start_media(
     let playout = Arc::new(Mutex::new(
         Playout::new(JitterConfig::default()).map_err(|e| e.to_string())?,
     ));
+    let epoch = Instant::now();
     {
         let stop = Arc::clone(&stop);
         let playout = Arc::clone(&playout);
@@ -1044,7 +1052,7 @@ fn start_media(
                     let frame = playout
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .next_10ms();
+                        .next_10ms(epoch.elapsed().as_micros() as u64);
                     if let Some(speaker) = speaker.as_mut() {
                         // The canceller hears what the speaker plays, just before it does.
                         let _ = with_processor(&switches, |p| p.render(&frame));
@@ -1074,6 +1082,7 @@ fn start_media(
         to_decoder,
         codec,
         playout,
+        epoch,
         switches: Arc::clone(switches),
         bandwidth,
         controller,
@@ -1227,10 +1236,16 @@ fn stats(
         load(&counters.frames_decoded),
         load(&counters.decode_us),
     );
-    let (audio, audio_buffer_ms) = {
+    let (audio, audio_buffer_ms, stretch) = {
         let playout = media.playout.lock().unwrap_or_else(|e| e.into_inner());
-        (playout.buffer().stats(), playout.buffer().buffered_ms())
+        let buffer = playout.buffer();
+        (
+            buffer.stats(),
+            buffer.buffered_ms(),
+            playout.stretch_stats(),
+        )
     };
+    let samples_ms = |n: u64| n as f64 * 1e3 / f64::from(confer_media::tone::SAMPLE_RATE);
     let result = prev.at.map(|at| {
         let secs = now.duration_since(at).as_secs_f64().max(1e-3);
         let received = net
@@ -1281,6 +1296,8 @@ fn stats(
             audio_concealed: audio.concealed,
             audio_late: audio.late,
             audio_buffer_ms,
+            audio_inserted_ms: samples_ms(stretch.inserted_samples),
+            audio_removed_ms: samples_ms(stretch.removed_samples),
             bandwidth_estimate_kbps: media.bandwidth.load(Ordering::Relaxed) as f64 / 1e3,
             send_queue_ms: net.send_queue_ms,
             rate_cuts_delay: net.delay_cuts,
@@ -1348,7 +1365,6 @@ async fn run(
         trust: config.trust.clone(),
     };
     let mut media: Option<Media> = None;
-    let epoch = Instant::now();
     // Chat waiting for the data channel.
     let mut outbox: Vec<DataMessage> = Vec::new();
     let mut incoming = transfer::Receiver::default();
@@ -1624,7 +1640,7 @@ async fn run(
                     }
                     PeerEvent::Audio { seq, data } => {
                         if let Some(m) = &media {
-                            let arrival = epoch.elapsed().as_micros() as u64;
+                            let arrival = m.epoch.elapsed().as_micros() as u64;
                             m.playout.lock().unwrap_or_else(|e| e.into_inner()).push(seq, data.to_vec(), arrival);
                         }
                     }

@@ -70,7 +70,7 @@ fn audio(seconds: usize) {
             seq = seq.wrapping_add(1);
         }
         let t = Instant::now();
-        let out = playout.next_10ms();
+        let out = playout.next_10ms(k as u64 * 10_000);
         recv_us.push(t.elapsed().as_secs_f64() * 1e6);
         assert_eq!(out.len(), FRAME_10MS);
     }

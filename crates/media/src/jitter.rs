@@ -8,17 +8,27 @@
 //! (RFC 3550's estimator): enough to absorb it, no more, so latency stays stable. When the
 //! queue grows past the target (a burst after a stall) it drops the oldest frames; after a
 //! long gap it re-buffers instead of concealing forever.
+//!
+//! Between those, [`Playout`] keeps the delay at the target by lengthening or shortening the
+//! packets it plays by a pitch period ([`crate::stretch`]): when the target rises (arrivals
+//! got burstier) the buffer deepens before a packet comes too late, instead of after, with a
+//! tick concealed; when it falls the delay comes back down without a packet dropped.
 
 use std::collections::BTreeMap;
 
 use crate::Result;
 use crate::opus::{FRAME_SAMPLES, OpusDecoder};
-use crate::tone::FRAME_10MS;
+use crate::stretch;
+use crate::tone::{FRAME_10MS, SAMPLE_RATE};
 
 /// Duration of one packet, microseconds.
 const FRAME_US: u64 = 20_000;
 /// Packets the delay percentile looks back over (5 s).
 const RECENT_PACKETS: usize = 250;
+/// How far under the target delay the playout may fall before packets are lengthened, ms.
+const EXPAND_BELOW_MS: f64 = 5.0;
+/// How far over it before packets are shortened, ms.
+const ACCELERATE_ABOVE_MS: f64 = 30.0;
 
 /// Settings.
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +129,8 @@ pub struct JitterBuffer {
     /// Each recent packet's arrival less its due time (its sequence number's place on the
     /// sender's clock), µs: how late it came relative to the others.
     recent: std::collections::VecDeque<i64>,
+    /// The packet the last `Play` played.
+    last_played: Option<u64>,
     conceal_run: u32,
     stats: JitterStats,
 }
@@ -134,6 +146,7 @@ impl JitterBuffer {
             jitter_us: 0.0,
             prev_arrival: None,
             recent: std::collections::VecDeque::new(),
+            last_played: None,
             conceal_run: 0,
             stats: JitterStats::default(),
         }
@@ -162,6 +175,15 @@ impl JitterBuffer {
         };
         let wanted = (FRAME_US as f64 + (4.0 * self.jitter_us).max(burst_us)) / 1000.0;
         (wanted.ceil() as u32).clamp(self.config.min_delay_ms, self.config.max_delay_ms)
+    }
+
+    /// How long after the quickest packet of the last 5 s would have arrived (its sequence
+    /// number's place on that packet's clock) the packet last played goes out, if it goes out
+    /// at `play_us` (the clock `push` was given): the delay the target is for.
+    pub fn playout_delay_ms(&self, play_us: u64) -> Option<f64> {
+        let quickest = *self.recent.iter().min()?;
+        let due = (self.last_played? * FRAME_US) as i64;
+        Some((play_us as i64 - due - quickest) as f64 / 1000.0)
     }
 
     /// Audio buffered ahead of the play point, milliseconds.
@@ -248,6 +270,7 @@ impl JitterBuffer {
         self.next_play = Some(next + 1);
         if let Some(packet) = self.packets.remove(&next) {
             self.conceal_run = 0;
+            self.last_played = Some(next);
             self.stats.played += 1;
             return Instruction::Play(packet);
         }
@@ -280,17 +303,31 @@ impl JitterBuffer {
     }
 }
 
-/// Jitter buffer + Opus decoder: pulls steady 10 ms frames for the speaker, one packet every
-/// other call, concealing what the network lost.
+/// How much audio the playout lengthened and shortened to hold its delay at the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StretchStats {
+    /// Packets played a pitch period longer.
+    pub expanded: u64,
+    /// Samples that added.
+    pub inserted_samples: u64,
+    /// Packets played a pitch period shorter.
+    pub accelerated: u64,
+    /// Samples that took out.
+    pub removed_samples: u64,
+}
+
+/// Jitter buffer + Opus decoder: pulls steady 10 ms frames for the speaker, concealing what
+/// the network lost and stretching what it delivered to keep the buffer at its target.
 #[derive(Debug)]
 pub struct Playout {
     buffer: JitterBuffer,
     decoder: OpusDecoder,
-    /// The second half of the last decoded 20 ms.
+    /// Decoded audio not handed out yet (a packet is 20 ms, or a period more or less).
     pending: Vec<f32>,
     /// Whether the decoder has produced anything (concealment before that is silence).
     started: bool,
     decode_errors: u64,
+    stretch: StretchStats,
 }
 
 impl Playout {
@@ -299,13 +336,14 @@ impl Playout {
         Ok(Self {
             buffer: JitterBuffer::new(config),
             decoder: OpusDecoder::new()?,
-            pending: Vec::with_capacity(FRAME_10MS),
+            pending: Vec::with_capacity(2 * FRAME_SAMPLES),
             started: false,
             decode_errors: 0,
+            stretch: StretchStats::default(),
         })
     }
 
-    /// Adds a received packet.
+    /// Adds a packet received at `arrival_us` (microseconds on the clock `next_10ms` is given).
     pub fn push(&mut self, seq: u16, payload: Vec<u8>, arrival_us: u64) {
         self.buffer.push(seq, payload, arrival_us);
     }
@@ -320,21 +358,32 @@ impl Playout {
         self.decode_errors
     }
 
-    /// The next 10 ms of audio.
-    pub fn next_10ms(&mut self) -> Vec<f32> {
-        if self.pending.is_empty() {
-            let mut twenty = self.decode_next();
-            twenty.resize(FRAME_SAMPLES, 0.0);
-            self.pending = twenty.split_off(FRAME_10MS);
-            return twenty;
-        }
-        std::mem::take(&mut self.pending)
+    /// How much it lengthened and shortened.
+    pub fn stretch_stats(&self) -> StretchStats {
+        self.stretch
     }
 
-    fn decode_next(&mut self) -> Vec<f32> {
+    /// The 10 ms of audio to play at `now_us` (on the clock `push` is given).
+    pub fn next_10ms(&mut self, now_us: u64) -> Vec<f32> {
+        while self.pending.len() < FRAME_10MS {
+            // What is pending plays first.
+            let play_us = now_us + self.pending.len() as u64 * 1_000_000 / u64::from(SAMPLE_RATE);
+            let mut decoded = self.decode_next(play_us);
+            if decoded.is_empty() {
+                decoded.resize(FRAME_SAMPLES, 0.0);
+            }
+            self.pending.extend(decoded);
+        }
+        self.pending.drain(..FRAME_10MS).collect()
+    }
+
+    fn decode_next(&mut self, play_us: u64) -> Vec<f32> {
         let result = match self.buffer.pop() {
             Instruction::Silence => return vec![0.0; FRAME_SAMPLES],
-            Instruction::Play(packet) => self.decoder.decode(&packet),
+            Instruction::Play(packet) => self
+                .decoder
+                .decode(&packet)
+                .map(|samples| self.fit_delay(samples, play_us)),
             Instruction::Recover(next) => self.decoder.recover(&next),
             Instruction::Conceal if self.started => self.decoder.conceal(),
             Instruction::Conceal => return vec![0.0; FRAME_SAMPLES],
@@ -351,6 +400,30 @@ impl Playout {
                     .unwrap_or_else(|_| vec![0.0; FRAME_SAMPLES])
             }
         }
+    }
+
+    /// A packet just decoded, a pitch period longer when the delay is under the buffer's
+    /// target (it deepens while every packet is still on time) or shorter when well over it.
+    fn fit_delay(&mut self, samples: Vec<f32>, play_us: u64) -> Vec<f32> {
+        let Some(delay) = self.buffer.playout_delay_ms(play_us) else {
+            return samples;
+        };
+        let target = f64::from(self.buffer.target_delay_ms());
+        if delay + EXPAND_BELOW_MS < target
+            && let Some(longer) = stretch::expand(&samples)
+        {
+            self.stretch.expanded += 1;
+            self.stretch.inserted_samples += (longer.len() - samples.len()) as u64;
+            return longer;
+        }
+        if delay > target + ACCELERATE_ABOVE_MS
+            && let Some(shorter) = stretch::accelerate(&samples)
+        {
+            self.stretch.accelerated += 1;
+            self.stretch.removed_samples += (samples.len() - shorter.len()) as u64;
+            return shorter;
+        }
+        samples
     }
 }
 
@@ -506,6 +579,68 @@ mod tests {
         assert_eq!(played_seq(&jb.pop()), Some(500));
     }
 
+    /// Plays 24 s of a tone whose packets come on time for 5 s, then up to 50 ms late in an
+    /// uneven pattern for 10 s (audio queued behind video on a capped link: the arrivals of
+    /// the clean 1 Mbit/s, 300 ms cell of the matrix bench), then on time again. Returns the
+    /// level of every 10 ms played and the playout delay at the end of each second.
+    fn steady_bursty_steady(playout: &mut Playout) -> (Vec<f32>, Vec<f64>) {
+        use crate::opus::{OpusConfig, OpusEncoder};
+        use crate::tone::{rms, sine};
+        const LATE_MS: [u64; 8] = [0, 30, 5, 45, 10, 50, 0, 25];
+        let mut enc = OpusEncoder::new(OpusConfig::default()).expect("encoder");
+        let packets = 1200u16;
+        let mut arrivals: Vec<(u64, u16, Vec<u8>)> = (0..packets)
+            .map(|s| {
+                let pcm = sine(440.0, 0.3, usize::from(s) * FRAME_SAMPLES, FRAME_SAMPLES);
+                let late = if (250..750).contains(&s) {
+                    LATE_MS[usize::from(s) % 8] * 1000
+                } else {
+                    0
+                };
+                let packet = enc.encode(&pcm).expect("encode").data;
+                (u64::from(s) * FRAME_US + 1000 + late, s, packet)
+            })
+            .collect();
+        arrivals.sort();
+        let mut arrivals = arrivals.into_iter().peekable();
+        let (mut levels, mut delays) = (Vec::new(), Vec::new());
+        for tick in 0..u64::from(packets) * 2 {
+            let now = tick * 10_000;
+            while let Some((at, s, packet)) = arrivals.next_if(|(at, ..)| *at <= now) {
+                playout.push(s, packet, at);
+            }
+            levels.push(rms(&playout.next_10ms(now)));
+            if tick % 100 == 99 {
+                delays.extend(playout.buffer().playout_delay_ms(now));
+            }
+        }
+        (levels, delays)
+    }
+
+    #[test]
+    fn the_buffer_deepens_before_packets_come_late_and_comes_back_after() {
+        let mut playout = Playout::new(JitterConfig::default()).expect("playout");
+        let (levels, delays) = steady_bursty_steady(&mut playout);
+        let b = playout.buffer().stats();
+        let st = playout.stretch_stats();
+        // The first late packets find the buffer at its steady depth (rebuilt from the next
+        // one's FEC); after that it is deep enough. Without stretching, one in eight came
+        // late for 10 s (126), as the buffer deepens only by a tick concealed for a packet
+        // neither there nor followed, which these, coming with the next, never are.
+        assert!(b.late <= 3 && b.late == b.recovered, "{b:?} {st:?}");
+        assert_eq!((b.concealed, b.dropped_for_latency), (0, 0), "{b:?} {st:?}");
+        assert!(st.expanded > 0 && st.accelerated > 0, "{st:?}");
+        // No dip where periods went in or out: the only quiet 10 ms are the first late
+        // packets' (5.0-5.3 s), rebuilt from FEC (quieter for a tone, which Opus codes as
+        // CELT; see below).
+        let dips: Vec<usize> = (10..levels.len()).filter(|&i| levels[i] < 0.1).collect();
+        assert!(dips.iter().all(|i| (500..530).contains(i)), "{dips:?}");
+        // Deeper while the packets came late; back near the steady target once on time.
+        let (steady, bursty, after) = (delays[3], delays[12], delays[22]);
+        assert!(bursty >= steady + 40.0, "{delays:?}");
+        assert!(after <= steady + ACCELERATE_ABOVE_MS, "{delays:?}");
+    }
+
     #[test]
     fn playout_decodes_conceals_and_gives_steady_10ms_frames() {
         use crate::opus::{OpusConfig, OpusEncoder};
@@ -519,8 +654,8 @@ mod tests {
             if s % 10 != 5 {
                 playout.push(s, packet.data, u64::from(s) * FRAME_US);
             }
-            for _ in 0..2 {
-                let frame = playout.next_10ms();
+            for half in 0..2 {
+                let frame = playout.next_10ms(u64::from(s) * FRAME_US + half * 10_000);
                 assert_eq!(frame.len(), FRAME_10MS);
                 out.push(rms(&frame));
             }
@@ -535,8 +670,8 @@ mod tests {
         assert!(quietest > 0.01, "quietest 10 ms: rms {quietest}");
         // A packet the decoder refuses is concealed and counted, not fatal.
         playout.push(100, vec![0xff; 3], 100 * FRAME_US);
-        for _ in 0..8 {
-            playout.next_10ms();
+        for k in 0..8 {
+            playout.next_10ms(100 * FRAME_US + k * 10_000);
         }
         assert_eq!(playout.decode_errors(), 1);
     }

@@ -27,6 +27,7 @@ pub mod quality;
 pub mod reframe;
 pub mod scale;
 pub mod source;
+pub mod stretch;
 pub mod tone;
 pub mod vp8;
 

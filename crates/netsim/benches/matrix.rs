@@ -175,7 +175,7 @@ async fn confer_receive(call: &mut CallHandle, window: Duration) -> Received {
                         "  sending {:.0} kbit/s (estimate {:.0}; queue {:.0} ms, cuts {} delay {} loss) \
                          at {:.0} fps; receiving {}x{} at \
                          {:.0} fps, {:.1}% lost; audio: {} ticks concealed, {} late, {} FEC, \
-                         {} ms buffered",
+                         {} ms buffered, {:.0} ms inserted, {:.0} removed",
                         s.send_kbps,
                         s.bandwidth_estimate_kbps,
                         s.send_queue_ms.unwrap_or(f64::NAN),
@@ -189,7 +189,9 @@ async fn confer_receive(call: &mut CallHandle, window: Duration) -> Received {
                         s.audio_concealed,
                         s.audio_late,
                         s.audio_fec_recovered,
-                        s.audio_buffer_ms
+                        s.audio_buffer_ms,
+                        s.audio_inserted_ms,
+                        s.audio_removed_ms
                     );
                 }
                 first.get_or_insert(s.audio_concealed);
