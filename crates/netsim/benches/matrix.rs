@@ -3,7 +3,8 @@
 //! `cargo bench -p confer-netsim --bench matrix [-- --seconds 8 --cuts 3]`; `--loss 10`,
 //! `--delay 100` or `--cap 300` (0: unlimited) run only the cells with that value, and
 //! `--cells 0` none (only the cuts); `--cuts 0` no cuts; `--trace 1` prints each Confer
-//! side's call stats once a second (to stderr).
+//! side's call stats once a second (to stderr); `--repeat 3` makes each cell three calls of
+//! each (another loss pattern each time) and shows each figure's median over them.
 //!
 //! Every cell of loss (0/5/10/20%, random, both ways) × one-way delay (0/100/300 ms, both
 //! ways) × link cap (300 kbit/s, 1 Mbit/s, unlimited; 500 ms drop-tail queue) is one call
@@ -435,6 +436,18 @@ async fn chromium_cut(browsers: &Browsers, n: u64) -> f64 {
     ms
 }
 
+/// Each figure's median over `runs` (calls of one cell).
+fn medians(runs: &[Figures]) -> Figures {
+    let of = |f: fn(&Figures) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+    Figures {
+        fps: of(|r| r.fps),
+        freezes: of(|r| r.freezes as f64).round() as usize,
+        g2g_p95: of(|r| r.g2g_p95),
+        concealed_pct: of(|r| r.concealed_pct),
+        bursts_pct: of(|r| r.bursts_pct),
+    }
+}
+
 fn show(f: &Figures) -> String {
     format!(
         "{:>5.1} {:>3} {:>6.0} {:>5.1} {:>5.0}",
@@ -445,6 +458,7 @@ fn show(f: &Figures) -> String {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let seconds = arg("--seconds", 8) as u64;
+    let repeat = arg("--repeat", 1).max(1) as u64;
     let cuts = arg("--cuts", 3) as u64;
     let page = PeerPage::serve().await.expect("peer page");
     let browsers = Browsers::launch(&page).await;
@@ -472,8 +486,14 @@ async fn main() {
                     delay_ms,
                     cap_kbps,
                 };
-                let confer = confer_cell(cell, n, seconds).await;
-                let chromium = chromium_cell(&browsers, cell, n, seconds).await;
+                let (mut confer, mut chromium) = (Vec::new(), Vec::new());
+                for run in 0..repeat {
+                    // Another seed (loss pattern) for each run.
+                    let seed = n + 100 * run;
+                    confer.push(confer_cell(cell, seed, seconds).await);
+                    chromium.push(chromium_cell(&browsers, cell, seed, seconds).await);
+                }
+                let (confer, chromium) = (medians(&confer), medians(&chromium));
                 println!("{} | {} | {}", cell.name(), show(&confer), show(&chromium));
             }
         }
