@@ -199,6 +199,16 @@ impl JitterBuffer {
     /// Adds a packet that arrived at `arrival_us` (any monotonic clock).
     pub fn push(&mut self, seq: u16, payload: Vec<u8>, arrival_us: u64) {
         let ext = self.seq.unwrap(seq);
+        // A sender far ahead of the play point (it restarted, or we stalled): start over
+        // there, and forget its old timing, which would read as seconds of jitter (the target
+        // at its ceiling for the next 5 s, and every packet "early" against the old ones).
+        let max_span = u64::from(self.config.max_delay_ms) * 1000 / FRAME_US * 2;
+        let restarted = self.next_play.is_some_and(|next| ext > next + max_span);
+        if restarted {
+            self.recent.clear();
+            self.prev_arrival = None;
+            self.jitter_us = 0.0;
+        }
         if let Some((prev_ext, prev_arrival)) = self.prev_arrival {
             // D = (arrival difference) − (send-time difference), send time from the sequence.
             let d = (arrival_us as f64 - prev_arrival as f64)
@@ -221,9 +231,7 @@ impl JitterBuffer {
         }
         self.stats.received += 1;
         self.packets.insert(ext, payload);
-        // A sender far ahead of the play point (it restarted, or we stalled): start over there.
-        let max_span = u64::from(self.config.max_delay_ms) * 1000 / FRAME_US * 2;
-        if self.next_play.is_some_and(|next| ext > next + max_span) {
+        if restarted {
             self.rebuffer();
         }
     }
@@ -577,6 +585,24 @@ mod tests {
             jb.push(s, payload(s), u64::from(s) * FRAME_US);
         }
         assert_eq!(played_seq(&jb.pop()), Some(500));
+    }
+
+    #[test]
+    fn a_sender_that_restarts_far_ahead_is_timed_afresh() {
+        let mut jb = buffer();
+        for s in 0..50u16 {
+            jb.push(s, payload(s), u64::from(s) * FRAME_US);
+            jb.pop();
+        }
+        // It restarts 1,000 packets (20 s) on, at the same moment: nothing here is late or
+        // jittery, and the target stays where it was.
+        for k in 0..5u16 {
+            let s = 1_050 + k;
+            jb.push(s, payload(s), u64::from(50 + k) * FRAME_US);
+        }
+        assert_eq!(jb.stats().rebuffers, 1);
+        assert_eq!(jb.target_delay_ms(), 40, "jitter {} ms", jb.jitter_ms());
+        assert_eq!(played_seq(&jb.pop()), Some(1_050));
     }
 
     /// Plays 24 s of a tone whose packets come on time for 5 s, then up to 50 ms late in an
