@@ -131,6 +131,8 @@ pub struct JitterBuffer {
     recent: std::collections::VecDeque<i64>,
     /// The packet the last `Play` played.
     last_played: Option<u64>,
+    /// The target delay the last `pop` worked to, ms.
+    popped_target_ms: u32,
     conceal_run: u32,
     stats: JitterStats,
 }
@@ -147,6 +149,7 @@ impl JitterBuffer {
             prev_arrival: None,
             recent: std::collections::VecDeque::new(),
             last_played: None,
+            popped_target_ms: 0,
             conceal_run: 0,
             stats: JitterStats::default(),
         }
@@ -175,6 +178,12 @@ impl JitterBuffer {
         };
         let wanted = (FRAME_US as f64 + (4.0 * self.jitter_us).max(burst_us)) / 1000.0;
         (wanted.ceil() as u32).clamp(self.config.min_delay_ms, self.config.max_delay_ms)
+    }
+
+    /// The target delay the last [`pop`](Self::pop) worked to, ms (what
+    /// [`target_delay_ms`](Self::target_delay_ms) said then, without sorting again).
+    pub fn popped_target_ms(&self) -> u32 {
+        self.popped_target_ms
     }
 
     /// How long after the quickest packet of the last 5 s would have arrived (its sequence
@@ -251,6 +260,7 @@ impl JitterBuffer {
     pub fn pop(&mut self) -> Instruction {
         // Once per tick: it sorts the last 5 s of arrivals, and nothing here changes it.
         let target_ms = self.target_delay_ms();
+        self.popped_target_ms = target_ms;
         let next = match self.next_play {
             Some(next) => next,
             None => {
@@ -416,7 +426,8 @@ impl Playout {
         let Some(delay) = self.buffer.playout_delay_ms(play_us) else {
             return samples;
         };
-        let target = f64::from(self.buffer.target_delay_ms());
+        // The target the pop that gave this packet worked to: nothing has arrived since.
+        let target = f64::from(self.buffer.popped_target_ms());
         if delay + EXPAND_BELOW_MS < target
             && let Some(longer) = stretch::expand(&samples)
         {
