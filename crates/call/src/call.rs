@@ -705,7 +705,7 @@ fn start_media(
         Arc::clone(&bandwidth),
     )
     .with_protection(Arc::clone(&protection));
-    let plan = rate.plan();
+    let plan = rate.plan(Instant::now());
     let mut encoder = codec
         .encoder(plan.rung.width, plan.rung.height, plan.kbps)
         .map_err(|e| e.to_string())?;
@@ -753,7 +753,7 @@ fn start_media(
                     }
                     // What the network takes now: a new encoder for a new size (it starts
                     // with a keyframe), a new bitrate otherwise, and fewer frames when asked.
-                    let plan = rate.plan();
+                    let plan = rate.plan(Instant::now());
                     let size = (plan.rung.width, plan.rung.height);
                     if size != encoder_size {
                         match codec.encoder(size.0, size.1, plan.kbps) {

@@ -253,7 +253,7 @@ impl SendRate {
         };
         let first = rate.wanted_kbps();
         rate.kbps = first;
-        rate.ladder.select(first);
+        rate.ladder.select(first, Instant::now());
         rate
     }
 
@@ -268,7 +268,7 @@ impl SendRate {
         self.ladder = Ladder::new(source.0, source.1, fps);
         self.source = source;
         self.source_fps = fps.max(1);
-        self.ladder.select(self.kbps);
+        self.ladder.select(self.kbps, Instant::now());
     }
 
     fn wanted_kbps(&self) -> u32 {
@@ -284,14 +284,14 @@ impl SendRate {
             .clamp(MIN_VIDEO_KBPS.min(self.max_kbps), self.max_kbps)
     }
 
-    /// The plan for the next frame.
-    pub fn plan(&mut self) -> Plan {
+    /// The plan for the next frame, at `now`.
+    pub fn plan(&mut self, now: Instant) -> Plan {
         let wanted = self.wanted_kbps();
         let moved = f64::from(wanted.abs_diff(self.kbps)) / f64::from(self.kbps.max(1));
         if moved > 0.05 {
             self.kbps = wanted;
         }
-        let rung = self.ladder.select(self.kbps);
+        let rung = self.ladder.select(self.kbps, now);
         Plan {
             rung: fit(rung, self.source),
             kbps: self.kbps,
@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn before_an_estimate_the_maximum_and_the_source_size() {
         let (mut r, _) = rate((1280, 720), 1500);
-        let p = r.plan();
+        let p = r.plan(Instant::now());
         assert_eq!(
             (p.rung.width, p.rung.height, p.rung.fps, p.kbps),
             (1280, 720, 30, 1500)
@@ -385,25 +385,25 @@ mod tests {
     fn the_estimate_sets_bitrate_and_size_with_audio_kept_aside() {
         let (mut r, estimate) = rate((1280, 720), 1500);
         estimate.store(548_000, Ordering::Relaxed);
-        let p = r.plan();
+        let p = r.plan(Instant::now());
         assert_eq!(p.kbps, 500);
         assert_eq!((p.rung.width, p.rung.height), (640, 360));
         estimate.store(100_000, Ordering::Relaxed);
-        let p = r.plan();
+        let p = r.plan(Instant::now());
         assert_eq!(p.kbps, MIN_VIDEO_KBPS);
         assert_eq!((p.rung.width, p.rung.height, p.rung.fps), (320, 180, 15));
         // Small moves are ignored; the cap holds.
         estimate.store(102_000, Ordering::Relaxed);
-        assert_eq!(r.plan().kbps, MIN_VIDEO_KBPS);
+        assert_eq!(r.plan(Instant::now()).kbps, MIN_VIDEO_KBPS);
         estimate.store(10_000_000, Ordering::Relaxed);
-        assert_eq!(r.plan().kbps, 1500);
+        assert_eq!(r.plan(Instant::now()).kbps, 1500);
     }
 
     #[test]
     fn the_picture_keeps_the_source_aspect() {
         let (mut r, estimate) = rate((640, 480), 1000);
         estimate.store(300_000, Ordering::Relaxed);
-        let p = r.plan();
+        let p = r.plan(Instant::now());
         assert_eq!((p.rung.width, p.rung.height), (240, 180), "4:3 stays 4:3");
     }
 
