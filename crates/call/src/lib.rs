@@ -27,3 +27,4 @@ pub mod signaling;
 pub mod tls;
 pub mod transfer;
 pub mod turn_tcp;
+pub mod twcc;

@@ -35,12 +35,13 @@ use webrtc::peer_connection::{
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
     RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     RTCSessionDescription, Registry, SettingEngineBuilder, configure_rtcp_reports,
-    configure_simulcast_extension_headers, configure_twcc,
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
 use rtc::interceptor::{
     Attribute, CongestionControlBuilder, NackResponderBuilder, Packet, Slot, TaggedPacket,
+    TwccSenderBuilder,
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use std::collections::{HashMap, VecDeque};
@@ -52,6 +53,7 @@ use rtc::rtp::packetizer::Packetizer;
 
 use crate::assembler::FrameAssembler;
 use crate::belt::OnBelt;
+use crate::twcc::WithRepairStreams;
 
 /// A failure of the WebRTC layer.
 #[derive(Debug, thiserror::Error)]
@@ -963,51 +965,58 @@ impl Peer {
             f64::from(crate::rate::AUDIO_RESERVE_KBPS + crate::rate::MIN_VIDEO_KBPS) * 1e3,
             f64::from(max_kbps) * 1e3,
         );
-        let registry = configure_rtcp_reports(configure_twcc(Registry::new(), &mut media)?)
-            .with(
-                Slot::CongestionControl,
-                CongestionControlBuilder::new(estimator).build(),
-            )
-            .with(Slot::NackResponder, NackResponderBuilder::new().build())
-            .with(
-                Slot::FecEncoder,
-                OnBelt::new(crate::fec::FecSender::new(
-                    Arc::clone(&protection),
-                    Arc::clone(&fec),
-                )),
-            )
-            .with(
-                Slot::FecDecoder,
-                OnBelt::new(crate::fec::FecReceiver::new(Arc::clone(&fec))),
-            )
-            // Past the transport-wide feedback, which must see the repair packets arrive.
-            .with(
-                Slot::from(8_500),
-                OnBelt::new(crate::fec::FecRepairSink::default()),
-            )
-            .with(
-                Slot::NackGenerator,
-                OnBelt::new(crate::nack::NackRequests::new(Arc::clone(&rtt))),
-            )
-            .with(Slot::from(14_000), OnBelt::new(KeyframeRequests))
-            // Below the NACK responder, so it sees its RTX packets on the way out; below the
-            // NACK generator, so the generator sees repaired packets arrive.
-            .with(
-                Slot::from(3_600),
-                OnBelt::new(crate::rtx::Rtx::new(
-                    Arc::clone(&rtx_types),
-                    Arc::clone(&rtx),
-                )),
-            )
-            // Between the pacer's place (3,000) and the NACK responder (4,000): it sees the
-            // responder's retransmissions on their way to the wire.
-            .with(
-                Slot::from(3_500),
-                OnBelt::new(crate::rate::RetransmissionBudget::new(
-                    Arc::clone(&bandwidth),
-                    Arc::clone(&retransmissions_dropped),
-                )),
-            );
+        let registry =
+            configure_rtcp_reports(configure_twcc_receiver_only(Registry::new(), &mut media)?)
+                // Retransmissions and FEC repair packets numbered and recorded too
+                // (crate::twcc).
+                .with(
+                    Slot::TwccSender,
+                    WithRepairStreams::new(TwccSenderBuilder::new().build()),
+                )
+                .with(
+                    Slot::CongestionControl,
+                    WithRepairStreams::new(CongestionControlBuilder::new(estimator).build()),
+                )
+                .with(Slot::NackResponder, NackResponderBuilder::new().build())
+                .with(
+                    Slot::FecEncoder,
+                    OnBelt::new(crate::fec::FecSender::new(
+                        Arc::clone(&protection),
+                        Arc::clone(&fec),
+                    )),
+                )
+                .with(
+                    Slot::FecDecoder,
+                    OnBelt::new(crate::fec::FecReceiver::new(Arc::clone(&fec))),
+                )
+                // Past the transport-wide feedback, which must see the repair packets arrive.
+                .with(
+                    Slot::from(8_500),
+                    OnBelt::new(crate::fec::FecRepairSink::default()),
+                )
+                .with(
+                    Slot::NackGenerator,
+                    OnBelt::new(crate::nack::NackRequests::new(Arc::clone(&rtt))),
+                )
+                .with(Slot::from(14_000), OnBelt::new(KeyframeRequests))
+                // Below the NACK responder, so it sees its RTX packets on the way out; below the
+                // NACK generator, so the generator sees repaired packets arrive.
+                .with(
+                    Slot::from(3_600),
+                    OnBelt::new(crate::rtx::Rtx::new(
+                        Arc::clone(&rtx_types),
+                        Arc::clone(&rtx),
+                    )),
+                )
+                // Between the pacer's place (3,000) and the NACK responder (4,000): it sees the
+                // responder's retransmissions on their way to the wire.
+                .with(
+                    Slot::from(3_500),
+                    OnBelt::new(crate::rate::RetransmissionBudget::new(
+                        Arc::clone(&bandwidth),
+                        Arc::clone(&retransmissions_dropped),
+                    )),
+                );
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(
                 ice_servers

@@ -226,7 +226,7 @@ impl Stage for Rtx {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::belt::OnBelt;
     use rtc::interceptor::{AttributedPacket, Interceptor};
@@ -249,7 +249,8 @@ mod tests {
         );
     }
 
-    fn packet(ssrc: u32, pt: u8, seq: u16, payload: &[u8]) -> TaggedPacket {
+    /// An outgoing RTP packet (for other interceptors' tests too).
+    pub(crate) fn packet(ssrc: u32, pt: u8, seq: u16, payload: &[u8]) -> TaggedPacket {
         TaggedPacket {
             now: Instant::now(),
             transport: TransportContext::default(),
