@@ -148,12 +148,9 @@ mod tests {
         };
         let audio = StreamInfo {
             ssrc: 20,
-            ..video.clone()
-        };
-        let audio = StreamInfo {
             ssrc_rtx: None,
             ssrc_fec: None,
-            ..audio
+            ..video.clone()
         };
         bare.bind_local_stream(&video);
         let bare_seen: Vec<_> = [10, 11, 12].map(|ssrc| number(&mut bare, ssrc)).into();
